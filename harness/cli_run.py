@@ -1,0 +1,5 @@
+"""Subcommands beyond `models`; filled in as the harness grows."""
+
+
+def add_subcommands(sub) -> None:
+    return None

