@@ -29,6 +29,8 @@ def load_audio(path: str | Path) -> np.ndarray:
     import soundfile as sf
 
     path = Path(path)
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError

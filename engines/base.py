@@ -1,0 +1,75 @@
+"""The interface every engine implements, and the decoding settings shared by all of them."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class DecodingSettings:
+    """One set of options drives every engine; engines report where they cannot honour one."""
+    language: str | None = "en"
+    task: str = "transcribe"
+    beam_size: int = 1
+    temperature: float = 0.0  # no temperature fallback
+    max_new_tokens: int | None = None  # None: 224, half of Whisper's text context
+    timestamps: bool = True
+    condition_on_previous_text: bool = True
+    vad: bool = False
+    no_speech_threshold: float | None = None  # no silence skipping: every window is decoded
+    batch_size: int = 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FileResult:
+    text: str
+    n_tokens: int
+    stage_s: dict = field(default_factory=dict)  # features_s, encode_s, decode_s where exposed
+
+
+class Engine:
+    """Load once, transcribe one file at a time."""
+
+    name = "engine"
+    # The decoding convention the engine follows: "openai" (sequential 30 s windows with timestamps and
+    # previous-text prompts, as openai-whisper and faster-whisper) or "hf-pipeline".
+    convention = "openai"
+
+    def __init__(self, model_dir: Path, settings: DecodingSettings, threads: int, precision: str):
+        self.model_dir, self.settings, self.threads, self.precision = Path(model_dir), settings, threads, precision
+        self.notes: list[str] = []  # how this engine differs from the common settings
+
+    @property
+    def variant(self) -> str:
+        return self.precision
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def transcribe(self, audio: np.ndarray) -> FileResult:
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def model_path(self, subdir: str) -> Path:
+        """The store folder's format subfolder, or the given folder if it already is one."""
+        candidate = self.model_dir / subdir
+        return candidate if candidate.is_dir() else self.model_dir
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

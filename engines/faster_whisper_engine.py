@@ -1,0 +1,41 @@
+"""`faster-whisper`: CTranslate2, compute types float32 and int8."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Engine, FileResult, package_versions
+
+COMPUTE_TYPES = {"fp32": "float32", "float32": "float32", "int8": "int8", "int8_float32": "int8_float32"}
+
+
+class FasterWhisperEngine(Engine):
+    name = "faster-whisper"
+
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+
+        if self.precision not in COMPUTE_TYPES:
+            raise ValueError(f"faster-whisper supports precision {', '.join(COMPUTE_TYPES)}, not {self.precision!r}")
+        ct2_dir = self.model_path("ct2")
+        if not (ct2_dir / "model.bin").is_file():
+            raise FileNotFoundError(f"{ct2_dir / 'model.bin'}: model file is missing")
+        self.model = WhisperModel(str(ct2_dir), device="cpu", compute_type=COMPUTE_TYPES[self.precision],
+                                  cpu_threads=self.threads, num_workers=1, local_files_only=True)
+        if self.settings.batch_size > 1:
+            self.notes.append("batch_size > 1 needs BatchedInferencePipeline, which requires VAD: not used")
+
+    def transcribe(self, audio: np.ndarray) -> FileResult:
+        s = self.settings
+        segments, _info = self.model.transcribe(
+            audio, language=s.language if self.model.model.is_multilingual else None, task=s.task,
+            beam_size=s.beam_size, best_of=1, patience=1.0, temperature=[s.temperature],
+            condition_on_previous_text=s.condition_on_previous_text, without_timestamps=not s.timestamps,
+            vad_filter=s.vad, no_speech_threshold=s.no_speech_threshold, log_prob_threshold=None,
+            compression_ratio_threshold=None, max_new_tokens=s.max_new_tokens)
+        segments = list(segments)
+        n_tokens = sum(1 for seg in segments for t in seg.tokens if t < self.model.hf_tokenizer.token_to_id(
+            "<|endoftext|>"))
+        return FileResult(text="".join(seg.text for seg in segments).strip(), n_tokens=n_tokens)
+
+    def versions(self) -> dict[str, str]:
+        return package_versions("faster-whisper", "ctranslate2")
