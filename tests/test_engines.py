@@ -1,0 +1,136 @@
+"""Engines: schema-valid results from every engine, bad input as rows, and decoding parity on tiny.en."""
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli, write_wav
+from engines.audio import SAMPLE_RATE, load_audio
+from engines.base import DecodingSettings
+
+pytestmark = pytest.mark.slow
+SCHEMA = json.loads((ROOT / "engines" / "summary.schema.json").read_text())
+ENGINES = ["ort", "faster-whisper", "openai-whisper", "hf"]
+
+
+@pytest.fixture(scope="module")
+def bad_input_dir(tmp_path_factory, clips):
+    """The short clip beside every kind of bad input the runner must turn into a row."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("audio")
+    shutil.copy(clips / "short.wav", root / "short.wav")
+    audio = load_audio(clips / "short.wav")
+    stereo_44k = np.stack([np.interp(np.arange(0, len(audio), SAMPLE_RATE / 44100), np.arange(len(audio)), audio)] * 2, 1)
+    write_wav(root / "stereo_44k.wav", stereo_44k.astype(np.float32), 44100)
+    write_wav(root / "silent.wav", np.zeros(SAMPLE_RATE * 3, dtype=np.float32), SAMPLE_RATE)
+    (root / "empty.wav").write_bytes(b"")
+    (root / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (root / "notes.bin").write_bytes(b"\x00\x01 this is not audio")
+    return root
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_writes_schema_valid_results_and_error_rows(engine, tiny_model, bad_input_dir, tmp_path):
+    proc = run_cli("-m", "engines", engine, "--model-dir", str(tiny_model), "--audio-dir", str(bad_input_dir),
+                   "--out", str(tmp_path), "--threads", "64", "--warmup", "1", "--repeats", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "inference_summary.json").read_text())
+    jsonschema.validate(summary, SCHEMA)
+    assert summary["threads_requested"] == 64 and summary["threads"] == summary["n_visible_cpus"]
+    assert any("configured down" in n for n in summary["notes"])
+    rows = {r["file"]: r for r in json.loads((tmp_path / "inference_per_file.json").read_text())}
+    assert set(rows) == {"short.wav", "stereo_44k.wav", "silent.wav", "empty.wav", "corrupt.wav", "notes.bin"}
+    assert "empty file" in rows["empty.wav"]["error"]
+    assert rows["corrupt.wav"]["error"].startswith("audio: cannot decode")
+    assert rows["notes.bin"]["error"].startswith("audio: cannot decode")
+    for ok in ("short.wav", "stereo_44k.wav", "silent.wav"):
+        assert rows[ok]["error"] == "", rows[ok]["error"]
+    assert "compared fairly" in rows["short.wav"]["text"].lower()
+    assert "compared fairly" in rows["stereo_44k.wav"]["text"].lower()  # resampled and down-mixed
+    assert summary["failures"] == 3 and summary["status"] == "partial"
+    assert (tmp_path / "inference_per_file.csv").read_text().count("\n") == 7
+
+
+def _openai_tokens(model, audio, timestamps):
+    result = model.transcribe(audio, temperature=0.0, fp16=False, without_timestamps=not timestamps,
+                              no_speech_threshold=None, logprob_threshold=None, compression_ratio_threshold=None)
+    return [t for seg in result["segments"] for t in seg["tokens"] if t < 50256]
+
+
+@pytest.fixture(scope="module")
+def openai_model(tiny_model):
+    import whisper
+
+    return whisper.load_model(str(tiny_model / "openai" / "tiny.en.pt"), device="cpu")
+
+
+@pytest.mark.parametrize("clip", ["short", "long"])
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_ort_equals_openai_whisper_token_for_token(tiny_model, clips, openai_model, clip, timestamps):
+    from engines.ort.decoding import DecodeOptions
+    from engines.ort.model import OrtWhisper
+    from engines.ort.tokenizer import Tokenizer
+    from engines.ort.transcribe import transcribe
+
+    audio = load_audio(clips / f"{clip}.wav")
+    assert (len(audio) / SAMPLE_RATE > 30) == (clip == "long")
+    model = OrtWhisper(tiny_model / "onnx", threads=2)
+    tok = Tokenizer(tiny_model / "onnx" / "tokenizer.json", model.generation_config)
+    ours = transcribe(model, tok, audio, DecodeOptions(timestamps=timestamps)).tokens
+    assert len(ours) > 10
+    assert ours == _openai_tokens(openai_model, audio, timestamps)
+
+
+@pytest.mark.parametrize("clip", ["short", "long"])
+def test_faster_whisper_float32_matches_openai_whisper(tiny_model, clips, openai_model, clip):
+    from faster_whisper import WhisperModel
+
+    audio = load_audio(clips / f"{clip}.wav")
+    model = WhisperModel(str(tiny_model / "ct2"), device="cpu", compute_type="float32", cpu_threads=2)
+    segments, _ = model.transcribe(audio, beam_size=1, temperature=[0.0], vad_filter=False,
+                                   no_speech_threshold=None, log_prob_threshold=None, compression_ratio_threshold=None)
+    theirs = [t for seg in segments for t in seg.tokens if t < 50256]
+    assert theirs == _openai_tokens(openai_model, audio, True)
+
+
+def test_hf_pipeline_difference_is_measured(tiny_model, clips, openai_model, capsys):
+    """The HF pipeline follows another convention; its drift from openai-whisper is measured, and small."""
+    from engines.hf_engine import HfEngine
+    from harness.scoring.wer import score_pairs
+
+    engine = HfEngine(tiny_model, DecodingSettings(), threads=2, precision="fp32")
+    engine.load()
+    pairs = []
+    for clip in ("short", "long"):
+        audio = load_audio(clips / f"{clip}.wav")
+        reference = openai_model.transcribe(audio, temperature=0.0, fp16=False)["text"]
+        pairs.append((clip, reference, engine.transcribe(audio).text))
+    drift = score_pairs(pairs)
+    with capsys.disabled():
+        print(f"\nhf pipeline vs openai-whisper on tiny.en: WER {drift['wer']:.3f} over {drift['ref_words']} words")
+    assert drift["ref_words"] > 100
+    assert drift["wer"] < 0.15
+
+
+def test_ten_minute_file_is_transcribed_by_windows(tiny_model, clips, tmp_path):
+    audio = np.tile(load_audio(clips / "long.wav"), 20)[: SAMPLE_RATE * 600]
+    write_wav(tmp_path / "audio" / "ten_minutes.wav" if (tmp_path / "audio").mkdir() is None else None,
+              audio, SAMPLE_RATE)
+    proc = run_cli("-m", "engines", "ort", "--model-dir", str(tiny_model), "--audio-dir", str(tmp_path / "audio"),
+                   "--out", str(tmp_path / "out"), "--threads", "2", "--warmup", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads((tmp_path / "out" / "inference_per_file.json").read_text())[0]
+    assert row["error"] == "" and abs(row["audio_s"] - 600) < 0.01
+    assert row["n_tokens"] > 1000  # twenty windows' worth of text, not one
+
+
+def test_missing_model_file_is_one_clear_error(tmp_path, clips):
+    proc = run_cli("-m", "engines", "ort", "--model-dir", str(tmp_path), "--audio-dir", str(clips),
+                   "--out", str(tmp_path / "out"), "--threads", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ort: ")
+    assert "encoder_model.onnx: model file is missing" in proc.stderr
+    summary = json.loads((tmp_path / "out" / "inference_summary.json").read_text())
+    assert summary["status"] == "load_failed"
