@@ -11,7 +11,7 @@ export DOCKER_BUILDKIT := 0
 # (its triton requirement is ~1 GB and unused on CPU).
 OPENAI_WHISPER := openai-whisper==20250625
 
-.PHONY: venv system-deps docker models audio images compare report test clean
+.PHONY: venv system-deps docker models audio compare test clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,17 +38,12 @@ models: venv
 audio: venv system-deps
 	$(PY) -m harness audio synth
 
-images: docker venv
-	$(PY) -m harness images
-
-compare: venv system-deps docker
+# The containerized runs and the report join this target as they land; today it prepares the
+# models and the corpus that every run uses.
+compare: venv system-deps
 	$(PY) -m harness models prepare --model $(MODEL)
 	$(PY) -m harness audio synth
-	$(PY) -m harness run --model $(MODEL) $(if $(CORES_LIST),--cores-list "$(CORES_LIST)") $(if $(ENGINES),--engines "$(ENGINES)")
-	$(PY) -m harness report
-
-report: venv
-	$(PY) -m harness report
+	$(PY) -m harness models verify --model $(MODEL)
 
 test: venv system-deps docker
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

@@ -134,3 +134,16 @@ def test_missing_model_file_is_one_clear_error(tmp_path, clips):
     assert "encoder_model.onnx: model file is missing" in proc.stderr
     summary = json.loads((tmp_path / "out" / "inference_summary.json").read_text())
     assert summary["status"] == "load_failed"
+
+
+def test_numpy_log_mel_matches_openai_whisper(clips):
+    import torch
+    import whisper
+
+    from engines.ort.features import N_SAMPLES, log_mel_spectrogram
+
+    audio = load_audio(clips / "short.wav")
+    ours = log_mel_spectrogram(audio, 80, padding=N_SAMPLES)
+    theirs = whisper.log_mel_spectrogram(torch.from_numpy(audio), 80, padding=N_SAMPLES).numpy()
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-3
