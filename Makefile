@@ -45,7 +45,7 @@ compare: venv system-deps
 	$(PY) -m harness audio synth
 	$(PY) -m harness models verify --model $(MODEL)
 
-test: venv system-deps docker
+test: venv system-deps
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean:
