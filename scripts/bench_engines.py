@@ -1,0 +1,77 @@
+"""Run every engine on one model, same threads and corpus, and print speed ratios, memory and WER.
+
+    python scripts/bench_engines.py [--model base] [--threads 2] [--audio-dir audio/synth] [--repeats 1]
+
+Each engine runs in its own child process (`python -m engines ...`), one after another, so peak RSS is
+each engine's own. Processing time is the sum of end-to-end times over the corpus (model load apart,
+warm-up not counted), shown as a ratio to faster-whisper float32. Not a test: it prints figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUNS = [("faster-whisper", "fp32"), ("faster-whisper", "int8"), ("ort", "fp32"), ("ort", "int8"),
+        ("openai-whisper", "fp32"), ("hf", "fp32")]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="base")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--audio-dir", default=str(ROOT / "audio" / "synth"))
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--engines", help="comma-separated engine:precision pairs (default: all)")
+    args = p.parse_args()
+
+    from harness.audio.corpus import load_corpus
+    from harness.scoring.metrics import compute_metrics
+
+    runs = [tuple(r.split(":")) for r in args.engines.split(",")] if args.engines else RUNS
+    model_dir = ROOT / "models" / f"whisper-{args.model}"
+    corpus = load_corpus(args.audio_dir)
+    out_root = Path(tempfile.mkdtemp(prefix="bench-"))
+    results = {}
+    for engine, precision in runs:
+        out = out_root / f"{engine}-{precision}"
+        cmd = [sys.executable, "-m", "engines", engine, "--model-dir", str(model_dir), "--audio-dir",
+               args.audio_dir, "--out", str(out), "--threads", str(args.threads), "--precision", precision,
+               "--warmup", "1", "--repeats", str(args.repeats)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"{engine} {precision}: failed: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        summary = json.loads((out / "inference_summary.json").read_text())
+        metrics = compute_metrics(out, corpus, None, "")
+        results[(engine, precision)] = (summary, metrics["vs_reference"]["wer"])
+
+    ref = results.get(("faster-whisper", "fp32"))
+    print(f"\nmodel {args.model}, threads {args.threads}, {ref[0]['total_audio_s'] / 60 if ref else 0:.1f} min of "
+          f"audio, repeats {args.repeats}; results under {out_root}\n")
+    print(f"{'engine':<16}{'precision':<10}{'proc s':>9}{'vs fw fp32':>12}{'RTFx':>8}{'load s':>8}"
+          f"{'peak RSS MB':>13}{'WER %':>8}")
+    for (engine, precision), (summary, wer) in results.items():
+        ratio = summary["total_processing_s"] / ref[0]["total_processing_s"] if ref else float("nan")
+        print(f"{engine:<16}{precision:<10}{summary['total_processing_s']:>9.2f}{ratio:>11.2f}x"
+              f"{summary['rtfx']:>8.1f}{summary['model_load_s']:>8.2f}{summary['peak_rss_mb']:>13.0f}"
+              f"{100 * wer:>8.2f}")
+    for precision in ("int8",):
+        for engine in ("ort", "faster-whisper"):
+            if (engine, precision) in results and (engine, "fp32") in results:
+                pair = results[(engine, precision)][0]["total_processing_s"]
+                fw = results.get(("faster-whisper", precision))
+                print(f"{engine} {precision} vs faster-whisper {precision}: "
+                      f"{pair / fw[0]['total_processing_s']:.2f}x time; WER {precision} - fp32: "
+                      f"{100 * (results[(engine, precision)][1] - results[(engine, 'fp32')][1]):+.2f} points")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
