@@ -29,6 +29,10 @@ from .registry import DEFAULT_PRECISION, ENGINES, engine_class
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
 PER_FILE_FIELDS = ["file", "repeat", "audio_s", "features_s", "encode_s", "decode_s", "end_to_end_s", "rtf",
                    "n_tokens", "text", "error"]
+class LoadError(RuntimeError):
+    """The engine could not load its model; the message names the engine and the cause."""
+
+
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> dict:
     except Exception as exc:
         summary.update(status="load_failed", error=f"{type(exc).__name__}: {exc}", notes=notes + engine.notes)
         _write_results(out_dir, [], summary)
-        raise
+        raise LoadError(f"{type(exc).__name__}: {exc}" if not isinstance(exc, (FileNotFoundError, ValueError))
+                        else str(exc)) from exc
     summary["model_load_s"] = time.perf_counter() - t0
     summary["versions"] = {"engine": engine.versions(), "numpy": np.__version__}
 
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         summary = run(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except LoadError as exc:
         print(f"error: {args.engine}: {exc}", file=sys.stderr)
         return 2
     rtf = summary["rtf"]

@@ -1,4 +1,4 @@
-"""`python -m harness [run|models|audio|score|report] ...`: the host-side command line."""
+"""`python -m harness {models,audio,score} ...`: the host-side command line."""
 from __future__ import annotations
 
 import argparse
@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["run", *argv]  # `python -m harness` alone runs the comparison
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
         args.func(args)
     except UserError as exc:

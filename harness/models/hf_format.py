@@ -93,7 +93,7 @@ def write_hf(out_dir: Path, state: dict[str, np.ndarray], dims: WhisperDims, ct2
         max_source_positions=dims.n_audio_ctx, max_target_positions=dims.n_text_ctx,
         pad_token_id=sp["eot"], bos_token_id=sp["eot"], eos_token_id=sp["eot"],
         decoder_start_token_id=sp["sot"], begin_suppress_tokens=None, suppress_tokens=None,
-        tie_word_embeddings=True, torch_dtype="float32",
+        tie_word_embeddings=True, dtype="float32",
     )
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)

@@ -14,12 +14,18 @@ SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "prepro
 
 
 def export_onnx(hf_dir: Path, out_dir: Path) -> None:
-    from optimum.exporters.onnx import main_export
+    import warnings
 
+    from optimum.exporters.onnx import main_export
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
     # Separate decoder and decoder-with-past (no merge): ORT's dynamic int8 does not reach into
     # the merged decoder's If-subgraphs, and the plain pair is simpler to drive.
-    main_export(str(hf_dir), output=str(out_dir), task="automatic-speech-recognition-with-past",
-                no_post_process=True, do_validation=False, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings are about shapes the export fixes anyway
+        main_export(str(hf_dir), output=str(out_dir), task="automatic-speech-recognition-with-past",
+                    no_post_process=True, do_validation=False, device="cpu")
     _keep_only(out_dir, hf_dir)
 
 
