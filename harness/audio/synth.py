@@ -5,7 +5,6 @@ and sox runs without dither (-D), whose noise would differ between runs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..models.store import sha256_file
 from .texts import SENTENCES
 
 SAMPLE_RATE = 16000
@@ -75,10 +75,6 @@ def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) ->
                        check=True, capture_output=True)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def synth_corpus(out_dir: Path, clips: list[ClipSpec] = DEFAULT_CLIPS, seed: int = SEED) -> dict:
     import soundfile as sf
 
@@ -94,7 +90,7 @@ def synth_corpus(out_dir: Path, clips: list[ClipSpec] = DEFAULT_CLIPS, seed: int
         info = sf.info(str(wav))
         entries.append({"path": wav.name, "text": text, "bucket": spec.bucket, "voice": spec.voice,
                         "speed_wpm": spec.speed, "duration_s": round(info.duration, 3),
-                        "sample_rate": info.samplerate, "sha256": sha256(wav)})
+                        "sample_rate": info.samplerate, "sha256": sha256_file(wav)})
     manifest = {"seed": seed, "generator": _espeak_version(), "total_s": round(sum(e["duration_s"] for e in entries), 3),
                 "files": entries}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
