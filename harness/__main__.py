@@ -1,4 +1,8 @@
-"""`python -m harness {models,audio,score} ...`: the host-side command line."""
+"""`python -m harness [run|images|models|audio|score|report] ...`: the host-side command line.
+
+With no subcommand it runs the comparison, configured by flags or the environment (CORES_LIST,
+SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL, REPEATS, WARMUP, MODEL_PROGRESS_INTERVAL_SEC).
+"""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +26,8 @@ def _models(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
 
     models = sub.add_parser("models", help="prepare or verify the offline model store")
@@ -34,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--audio", help="verify: clip to transcribe (default: a synthesized one)")
     models.set_defaults(func=_models)
 
-    from . import cli_run
+    from . import cli_compare, cli_run
     cli_run.add_subcommands(sub)
+    cli_compare.add_subcommands(sub)
+    cli_compare.add_run_arguments(parser, engine_args=False)  # `python -m harness` alone runs the comparison
+    parser.set_defaults(func=cli_compare.run)
     return parser
 
 
@@ -43,9 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
         args.func(args)
     except UserError as exc:

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Run one engine under /usr/bin/time -v, then record the container's cgroup peak memory, which
+# disappears with the container on cgroup v1. Arguments go to `python -m engines`; results to
+# $RESULTS_DIR (default /results): time.txt, cgroup_memory.json and the engine's own files.
+OUT="${RESULTS_DIR:-/results}"
+/usr/bin/time -v -o "$OUT/time.txt" python -m engines "$@"
+status=$?
+
+peak="" limit="" source=""
+if [ -r /sys/fs/cgroup/memory.peak ]; then                       # cgroup v2
+    peak=$(cat /sys/fs/cgroup/memory.peak); limit=$(cat /sys/fs/cgroup/memory.max); source="v2 memory.peak"
+elif [ -r /sys/fs/cgroup/memory/memory.max_usage_in_bytes ]; then  # cgroup v1
+    peak=$(cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes)
+    limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); source="v1 memory.max_usage_in_bytes"
+fi
+printf '{"peak_bytes": %s, "limit": "%s", "source": "%s", "exit_code": %s}\n' \
+    "${peak:-null}" "$limit" "$source" "$status" > "$OUT/cgroup_memory.json"
+exit $status

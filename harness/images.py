@@ -1,0 +1,112 @@
+"""Docker: reach the engine, provide the base image, build one image per engine (Docker SDK, classic builder)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = "docker/Dockerfile"
+LOCAL_BASE = "whisper-bench-base:bookworm"
+HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+TORCH_PIN = "torch==2.13.0"
+
+
+class ImageBuildError(RuntimeError):
+    """An engine image could not be built; the message says which step failed."""
+
+
+def docker_client():
+    """A connected Docker SDK client, or one line saying how to get one."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except DockerException as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise UserError(f"Docker is not reachable ({reason}): run scripts/ensure-docker.sh "
+                        f"(or `make docker`), or start Docker and check DOCKER_HOST") from None
+    return client
+
+
+def image_tag(engine: str) -> str:
+    return f"whisper-bench-{engine}:latest"
+
+
+def base_image() -> str:
+    return os.environ.get("BASE_IMAGE") or LOCAL_BASE
+
+
+def ensure_base_image(client) -> str:
+    """The image every engine builds FROM: BASE_IMAGE if present or pullable, else a local debootstrap."""
+    from docker.errors import ImageNotFound
+
+    name = base_image()
+    try:
+        client.images.get(name)
+        return name
+    except ImageNotFound:
+        pass
+    script = ROOT / "scripts" / "build-base-image.sh"
+    proc = subprocess.run(["bash", str(script)], env={**os.environ, "BASE_IMAGE": name},
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"base image {name} could not be built: {last}")
+    return name
+
+
+def stage_build_inputs(groups: set[str]) -> None:
+    """Copy the host's CA bundle into docker/certs/ and, when an image needs torch, fetch the wheel
+    the host's pip resolves (the CPU build here) into docker/wheels/."""
+    certs = ROOT / "docker" / "certs"
+    for bundle in HOST_CA_BUNDLES:
+        if Path(bundle).is_file():
+            shutil.copyfile(bundle, certs / "host-ca.crt")
+            break
+    wheels = ROOT / "docker" / "wheels"
+    needs_torch = any(TORCH_PIN in _group_requirements(g) for g in groups)
+    if needs_torch and not list(wheels.glob("torch-2.13.0*.whl")):
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                               "--python-version", "3.11", "-d", str(wheels), TORCH_PIN],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:  # the image's pip then tries the index itself
+            print(f"note: host pip could not fetch {TORCH_PIN}; the image build will use the index",
+                  file=sys.stderr)
+
+
+def _group_requirements(group: str) -> list[str]:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return data["project"]["optional-dependencies"].get(group, [])
+
+
+def build_image(client, engine: str, group: str, base: str, log_path: Path) -> str:
+    """Build (or refresh from cache) one engine image; returns its id. The full log goes to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    image_id, error = None, None
+    with open(log_path, "w", encoding="utf-8") as log:
+        for chunk in client.api.build(path=str(ROOT), dockerfile=DOCKERFILE, tag=image_tag(engine), rm=True,
+                                      forcerm=True, decode=True,
+                                      buildargs={"BASE_IMAGE": base, "ENGINE_GROUP": group}):
+            if "stream" in chunk:
+                log.write(chunk["stream"])
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                error = chunk["error"].strip()
+                log.write(f"ERROR: {error}\n")
+    if error or image_id is None:
+        raise ImageBuildError(f"image {image_tag(engine)}: {(error or 'no image id').splitlines()[-1][:300]} "
+                              f"(log: {log_path})")
+    print(f"image {image_tag(engine)} ready in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return image_id

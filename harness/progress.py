@@ -1,0 +1,67 @@
+"""Progress on the terminal: a bar for the overall plan, a bar per run, and a heartbeat line every N
+seconds so that a long run in a log file (CI, nohup) still shows it is alive."""
+from __future__ import annotations
+
+import sys
+import time
+
+BAR_WIDTH = 24
+
+
+def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    filled = int(width * done / total) if total else 0
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class RunProgress:
+    """One container run: files transcribed out of the total, elapsed time, heartbeat lines."""
+
+    def __init__(self, label: str, total: int, heartbeat_s: float, stream=sys.stderr):
+        self.label, self.total, self.heartbeat_s, self.stream = label, total, heartbeat_s, stream
+        self.tty = stream.isatty()
+        self.start = self.last_beat = time.monotonic()
+        self.done = 0
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        elapsed = now - self.start
+        if self.tty:
+            self.stream.write(f"\r  {self.label} {bar(done, self.total)} {done}/{self.total} files "
+                              f"{fmt_duration(elapsed)}  ")
+            self.stream.flush()
+        if now - self.last_beat >= self.heartbeat_s:
+            self.last_beat = now
+            self._line(f"  heartbeat: {self.label} running {fmt_duration(elapsed)}, "
+                       f"{done}/{self.total} files done")
+
+    def finish(self, status: str, wall_s: float) -> None:
+        self._line(f"  {self.label}: {status} in {wall_s:.1f} s ({self.done}/{self.total} files)")
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class PlanProgress:
+    """The whole comparison: runs finished out of planned, elapsed time."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.start = time.monotonic()
+        self.done = 0
+
+    def starting(self, label: str) -> None:
+        self.stream.write(f"{bar(self.done, self.total)} run {self.done + 1}/{self.total} "
+                          f"({fmt_duration(time.monotonic() - self.start)} elapsed): {label}\n")
+        self.stream.flush()
+
+    def finished(self) -> None:
+        self.done += 1
