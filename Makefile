@@ -4,20 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL ?= tiny.en
-CORES_LIST ?=
-ENGINES ?=
+# The comparison's settings reach `python -m harness` through the environment (see README).
+export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS WARMUP RUN_TIMEOUT_SEC MODEL_PROGRESS_INTERVAL_SEC
 export DOCKER_BUILDKIT := 0
-# Pins that live outside pyproject.toml: openai-whisper is installed without its dependencies
-# (its triton requirement is ~1 GB and unused on CPU).
-OPENAI_WHISPER := openai-whisper==20250625
 
-.PHONY: venv system-deps docker models audio compare test clean
+.PHONY: venv system-deps docker images models audio compare report test clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[prepare,engine-ort,engine-hf,engine-faster-whisper,engine-openai-whisper,test]"
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps "$(OPENAI_WHISPER)"
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) docker/requirements.py --no-deps engine-openai-whisper)
 	touch $@
 
 venv: $(VENV)/.installed
@@ -32,20 +29,27 @@ system-deps:
 docker:
 	scripts/ensure-docker.sh
 
+images: venv docker
+	$(PY) -m harness images
+
 models: venv
 	$(PY) -m harness models prepare --model $(MODEL)
 
 audio: venv system-deps
 	$(PY) -m harness audio synth
 
-# The containerized runs and the report join this target as they land; today it prepares the
-# models and the corpus that every run uses.
-compare: venv system-deps
+# The main job: Docker, base and engine images, models, corpus, one pinned container per engine and
+# core count, then scores, tables, plots and RESULTS.md.
+compare: venv system-deps docker
 	$(PY) -m harness models prepare --model $(MODEL)
 	$(PY) -m harness audio synth
-	$(PY) -m harness models verify --model $(MODEL)
+	$(PY) -m harness run
 
-test: venv system-deps
+report: venv
+	$(PY) -m harness report
+
+# The container tests build only the small ort image; the heavy ones are built by `make compare`.
+test: venv system-deps docker
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean:

@@ -3,6 +3,11 @@
 # disappears with the container on cgroup v1. Arguments go to `python -m engines`; results to
 # $RESULTS_DIR (default /results): time.txt, cgroup_memory.json and the engine's own files.
 OUT="${RESULTS_DIR:-/results}"
+if ! touch "$OUT/.writable" 2>/dev/null; then
+    echo "error: results folder $OUT is not writable by uid $(id -u): create it on the host and give it to that user (chown $(id -u) DIR)" >&2
+    exit 2
+fi
+rm -f "$OUT/.writable"
 /usr/bin/time -v -o "$OUT/time.txt" python -m engines "$@"
 status=$?
 

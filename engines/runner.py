@@ -58,6 +58,15 @@ def percentiles(values: list[float]) -> dict:
             "min": float(arr.min()), "max": float(arr.max()), "std": float(arr.std())}
 
 
+def _threads(text: str) -> int:
+    if text == "auto":
+        return len(visible_cpus())
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or auto") from None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engines", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,7 +75,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--model-name", help="name recorded in results (default: from --model-dir)")
     p.add_argument("--audio-dir", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--threads", type=_threads, required=True, help="N, or auto: every visible CPU")
     p.add_argument("--precision", help="fp32 or int8 (default per engine: fp32)")
     p.add_argument("--language", default="en")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
@@ -104,6 +113,8 @@ def run(args: argparse.Namespace) -> dict:
     model_name = args.model_name or model_dir.name.removeprefix("whisper-")
     engine = engine_class(args.engine)(model_dir, settings, threads, precision)
     files = list_audio(args.audio_dir)
+    if not files:
+        raise LoadError(f"{args.audio_dir}: no audio files (missing, empty or unreadable by uid {os.getuid()})")
 
     summary = {
         "schema_version": 1, "engine": args.engine, "convention": engine.convention, "model": model_name,

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .container_run import RUN_FILE, run_cell, write_json_atomic
+from .container_run import CONTAINER_UID, RUN_FILE, run_cell, write_json_atomic
 from .errors import UserError
 from .plan import ENGINE_GROUPS, ENGINE_VARIANTS, Config, plan_cells
 from .progress import PlanProgress, fmt_duration
@@ -33,11 +35,26 @@ def validate_inputs(config: Config) -> int:
     if not config.audio_dir.is_dir():
         raise UserError(f"audio folder {config.audio_dir} does not exist: run `python -m harness audio synth` "
                         f"or set AUDIO_DIR to a folder of audio files")
+    if os.getuid() == 0:  # containers then run as an unprivileged user, who must be able to read the inputs
+        for path in (config.audio_dir, model_dir):
+            if not _world_readable(path):
+                raise UserError(f"{path} is not readable by the containers' unprivileged user (uid "
+                                f"{CONTAINER_UID}): `chmod -R o+rX {path}`")
     n_files = len(list_audio(config.audio_dir))
     if n_files == 0:
         raise UserError(f"audio folder {config.audio_dir} holds no audio files: run `python -m harness audio "
                         f"synth` or set AUDIO_DIR")
     return n_files
+
+
+def _world_readable(root: Path) -> bool:
+    """The folder and everything in it can be read by others (files o+r, folders o+rx)."""
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        need = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+        if mode & need != need:
+            return False
+    return True
 
 
 def host_environment(client) -> dict:

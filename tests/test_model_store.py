@@ -27,6 +27,8 @@ def test_prepare_writes_every_format_and_a_complete_manifest(tiny_model):
     ids = set(tok["model"]["vocab"].values()) | {a["id"] for a in tok["added_tokens"]}
     assert len(ids) == max(ids) + 1 == manifest["dims"]["n_vocab"] == 51864  # timestamps included
     assert store.check_files(tiny_model) == []
+    # Mounted read-only into containers that run as another, unprivileged user.
+    assert all(p.stat().st_mode & 0o004 for p in tiny_model.rglob("*"))
 
 
 def test_second_prepare_does_nothing(tiny_model):

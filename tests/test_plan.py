@@ -1,0 +1,104 @@
+"""Configuration, CPU-set choice and time -v parsing (no Docker needed)."""
+from argparse import Namespace
+
+import pytest
+
+from harness.errors import UserError
+from harness.plan import (build_config, choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list,
+                          parse_engines, plan_cells)
+from harness.timev import parse_time_v
+
+
+def fake_sysfs(root, topology):
+    """topology: cpu -> (package, core)."""
+    for cpu, (package, core) in topology.items():
+        d = root / f"cpu{cpu}" / "topology"
+        d.mkdir(parents=True)
+        (d / "physical_package_id").write_text(f"{package}\n")
+        (d / "core_id").write_text(f"{core}\n")
+    return root
+
+
+def test_cpu_lists_round_trip():
+    assert parse_cpu_list("0-3,8,10-11") == [0, 1, 2, 3, 8, 10, 11]
+    assert format_cpu_list([11, 0, 1, 2, 3, 8, 10]) == "0-3,8,10-11"
+    with pytest.raises(UserError, match="runs backwards"):
+        parse_cpu_list("3-1")
+    with pytest.raises(UserError, match="not a CPU number"):
+        parse_cpu_list("0,x")
+
+
+def test_smt_siblings_are_placed_together(tmp_path):
+    # 4 cores x 2 threads, Linux numbering: sibling of cpu N is N+4.
+    sysfs = fake_sysfs(tmp_path, {c: (0, c % 4) for c in range(8)})
+    cpus, smt = choose_cpuset(list(range(8)), 4, sysfs)
+    assert cpus == [0, 4, 1, 5]
+    assert smt["physical_cores"] == [[0, 4], [1, 5]] and smt["smt_siblings_in_set"] and not smt["split_core"]
+    cpus, smt = choose_cpuset(list(range(8)), 3, sysfs)
+    assert cpus == [0, 4, 1] and smt["split_core"]
+
+
+def test_no_topology_means_one_cpu_per_core(tmp_path):
+    cpus, smt = choose_cpuset([2, 3, 5], 2, tmp_path)
+    assert cpus == [2, 3] and not smt["smt_siblings_in_set"]
+
+
+def test_default_core_counts_are_powers_of_two():
+    assert default_cores_list(1) == [1]
+    assert default_cores_list(8) == [1, 2, 4, 8]
+    assert default_cores_list(12) == [1, 2, 4, 8, 12]
+
+
+def test_engines_expand_to_variants():
+    assert parse_engines("ort faster-whisper:int8") == [("ort", "fp32"), ("ort", "int8"), ("faster-whisper", "int8")]
+    assert len(parse_engines("")) == 6
+    with pytest.raises(UserError, match="unknown engine 'whisperx'"):
+        parse_engines("whisperx")
+    with pytest.raises(UserError, match="hf has no variant 'int8'"):
+        parse_engines("hf:int8")
+
+
+def blank_args(**kw):
+    names = ("cores_list", "cpuset", "sut", "memory_gb", "engines", "model", "repeats", "warmup", "timeout",
+             "heartbeat", "results", "models_dir", "audio_dir")
+    return Namespace(**{n: kw.get(n) for n in names}, engine_args=[])
+
+
+def test_environment_configures_and_flags_win():
+    env = {"CORES_LIST": "1", "SUT_NAME": "my box/1", "MEMORY_GB": "4", "ENGINES": "ort:int8", "REPEATS": "3",
+           "WARMUP": "0", "MODEL_PROGRESS_INTERVAL_SEC": "7", "CPUSET": "0"}
+    config = build_config(blank_args(), env)
+    assert (config.sut, config.memory_gb, config.engines, config.repeats, config.warmup, config.heartbeat_s) == \
+        ("my-box-1", 4.0, [("ort", "int8")], 3, 0, 7.0)
+    assert config.shape_dir(1).parts[-2:] == ("my-box-1", "container_1c4g")
+    assert build_config(blank_args(repeats="2"), env).repeats == 2
+    assert [(c.engine, c.cores, c.cpuset) for c, _ in plan_cells(config)] == [("ort", 1, (0,))]
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(UserError, match="CORES_LIST asks for 99 cores"):
+        build_config(blank_args(cores_list="1 99"), {})
+    with pytest.raises(UserError, match="CPUSET 0-999: CPU .* is not usable"):
+        build_config(blank_args(cpuset="0-999"), {})
+    with pytest.raises(UserError, match="MEMORY_GB=100000 is more than"):
+        build_config(blank_args(memory_gb="100000"), {})
+    with pytest.raises(UserError, match="REPEATS='x' is not a number"):
+        build_config(blank_args(repeats="x"), {})
+
+
+TIME_V_OOM = """\tCommand terminated by signal 9
+\tCommand being timed: "python -m engines ort --threads 1"
+\tUser time (seconds): 0.41
+\tSystem time (seconds): 0.13
+\tPercent of CPU this job got: 72%
+\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.50
+\tMaximum resident set size (kbytes): 262144
+\tExit status: 0
+"""
+
+
+def test_time_v_report_is_parsed():
+    parsed = parse_time_v(TIME_V_OOM)
+    assert parsed["terminated_by_signal"] == 9
+    assert parsed["elapsed_s"] == pytest.approx(3723.5)
+    assert parsed["max_rss_mb"] == 256 and parsed["cpu_percent"] == 72 and parsed["user_s"] == 0.41
