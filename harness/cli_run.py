@@ -1,4 +1,4 @@
-"""Subcommands `audio`, `score`: corpus synthesis and accuracy scoring of result folders."""
+"""Subcommands `audio`, `score`, `report`: corpus synthesis, accuracy scoring and the report."""
 from __future__ import annotations
 
 import json
@@ -54,7 +54,18 @@ def _score(args) -> None:
         print(f"no result folders under {args.results}")
 
 
+def _report(args) -> None:
+    from .report import write_report
+
+    write_report(Path(args.results), Path(args.results_md) if args.results_md else None)
+
+
 def add_subcommands(sub) -> None:
+    report = sub.add_parser("report", help="tables, plots and RESULTS.md from results/ alone")
+    report.add_argument("--results", default=str(DEFAULT_RESULTS))
+    report.add_argument("--results-md", help="file to update (default RESULTS.md at the repository root)")
+    report.set_defaults(func=_report)
+
     audio = sub.add_parser("audio", help="synthesize the default corpus")
     audio.add_argument("action", choices=["synth"])
     audio.add_argument("--out", default=str(DEFAULT_AUDIO))

@@ -1,0 +1,126 @@
+"""PNG charts per SUT under results/plots/: scaling, latency, memory, and the speed/accuracy Pareto front."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+PLOTS = ("rtf_vs_cores", "latency", "memory", "wer_vs_rtf")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ok(rows):
+    return [r for r in rows if r["status"] in ("ok", "partial") and r["rtf"]]
+
+
+def _save(fig, path: Path) -> None:
+    """Write only when the bytes change (no timestamp or software tag inside), like the tables."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    _pyplot().close(fig)
+    data = buf.getvalue()
+    if path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _by_cell(rows):
+    cells: dict[str, list[dict]] = {}
+    for r in rows:
+        cells.setdefault(r["cell"], []).append(r)
+    return {k: sorted(v, key=lambda r: r["cores"]) for k, v in sorted(cells.items())}
+
+
+def _grouped_bars(ax, rows, value, low=None, high=None):
+    """One group of bars per core count, one bar per engine variant; optional whiskers low..high."""
+    cells = sorted({r["cell"] for r in rows})
+    cores = sorted({r["cores"] for r in rows})
+    width = 0.8 / max(len(cells), 1)
+    for i, cell in enumerate(cells):
+        xs, ys, errs = [], [], [[], []]
+        for j, c in enumerate(cores):
+            row = next((r for r in rows if r["cell"] == cell and r["cores"] == c and r.get(value)), None)
+            if row is None:
+                continue
+            xs.append(j + (i - (len(cells) - 1) / 2) * width)
+            ys.append(row[value])
+            if high:
+                errs[0].append(0.0)
+                errs[1].append(max((row.get(high) or row[value]) - row[value], 0.0))
+        ax.bar(xs, ys, width, label=cell, yerr=errs if high else None, capsize=3)
+    ax.set_xticks(range(len(cores)), [f"{c} cores" for c in cores])
+
+
+def plot_sut(sut: str, rows: list[dict], out_dir: Path) -> dict[str, Path]:
+    plt = _pyplot()
+    ok = _ok(rows)
+    paths = {name: out_dir / f"{sut}-{name}.png" for name in PLOTS}
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for cell, group in _by_cell(ok).items():
+        ax.plot([r["cores"] for r in group], [r["rtf"] for r in group], marker="o", label=cell)
+    ax.set(xlabel="cores (= threads)", ylabel="RTF (processing time / audio time, lower is faster)",
+           title=f"{sut}: scaling with cores")
+    ax.set_xticks(sorted({r["cores"] for r in ok}) or [1])
+    ax.grid(alpha=0.3)
+    if ok:
+        ax.legend(fontsize=8)
+    _save(fig, paths["rtf_vs_cores"])
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    _grouped_bars(ax, [r for r in ok if r.get("p50_s")], "p50_s", high="p95_s")
+    ax.set(ylabel="end-to-end latency per file, s (bar p50, whisker p95)", title=f"{sut}: latency per file")
+    if ok:
+        ax.legend(fontsize=8)
+    _save(fig, paths["latency"])
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    measured = [r for r in rows if r.get("peak_rss_mb") or r.get("container_peak_mb")]
+    _grouped_bars(axes[0], [r for r in measured if r.get("peak_rss_mb")], "peak_rss_mb")
+    axes[0].set(ylabel="MB", title="peak RSS of the engine process (time -v)")
+    _grouped_bars(axes[1], [r for r in measured if r.get("container_peak_mb")], "container_peak_mb")
+    axes[1].set(ylabel="MB", title="container peak memory (cgroup, incl. page cache)")
+    if measured:
+        axes[1].legend(fontsize=8)
+    fig.suptitle(f"{sut}: memory")
+    _save(fig, paths["memory"])
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    key = "wer" if any(r["wer"] is not None for r in ok) else "wer_vs_baseline"
+    points = [(r["rtf"], 100 * r[key], r) for r in ok if r.get(key) is not None]
+    for cell, group in _by_cell([p[2] for p in points]).items():
+        ax.scatter([r["rtf"] for r in group], [100 * r[key] for r in group], label=cell)
+        for r in group:
+            ax.annotate(f"{r['cores']}c", (r["rtf"], 100 * r[key]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    front = pareto_front([(x, y) for x, y, _ in points])
+    if front:
+        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="grey", linestyle="--",
+                label="Pareto front")
+    ax.set(xlabel="RTF (lower is faster)", ylabel=f"{'WER' if key == 'wer' else 'WER vs baseline'} %",
+           title=f"{sut}: speed vs accuracy")
+    ax.grid(alpha=0.3)
+    if points:
+        ax.legend(fontsize=8)
+    _save(fig, paths["wer_vs_rtf"])
+    return paths
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both speed (lower RTF) and accuracy (lower WER), by RTF."""
+    front, best = [], float("inf")
+    for x, y in sorted(points):
+        if y < best:
+            front.append((x, y))
+            best = y
+    return front
