@@ -12,6 +12,25 @@ from pathlib import Path
 import numpy as np
 
 ENCODER, DECODER, DECODER_WITH_PAST = "encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"
+# The decoder weights both decoder graphs use, stored once (written by harness/models/onnx_share.py).
+SHARED_DATA, SHARED_INDEX = "decoder_shared.bin", "decoder_shared.json"
+
+
+def load_shared_initializers(onnx_dir: Path) -> dict[str, np.ndarray]:
+    """name -> array, read once from the shared weight file; empty when the folder has none."""
+    index_path = onnx_dir / SHARED_INDEX
+    if not index_path.is_file():
+        return {}
+    index = json.loads(index_path.read_text())
+    out = {}
+    with open(onnx_dir / SHARED_DATA, "rb") as f:
+        for name, entry in index.items():
+            f.seek(entry["offset"])
+            data = np.fromfile(f, dtype=np.dtype(entry["dtype"]), count=int(np.prod(entry["shape"], dtype=np.int64)))
+            if data.nbytes != entry["length"]:
+                raise ValueError(f"{onnx_dir / SHARED_DATA}: truncated at {name}")
+            out[name] = data.reshape(entry["shape"])
+    return out
 
 
 class OrtWhisper:
@@ -33,7 +52,19 @@ class OrtWhisper:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = ["CPUExecutionProvider"]
+        # The encoder's activations are large and come once per 30 s window: without the arena they go
+        # back to the system instead of staying reserved for the rest of the run.
+        opts.enable_cpu_mem_arena = False
         self.encoder = ort.InferenceSession(str(self.dir / ENCODER), opts, providers=providers)
+        opts.enable_cpu_mem_arena = True
+        # Both decoders run on one copy of the decoder weights: ORT uses arrays given by add_initializer
+        # instead of reading its own. Pre-packing would copy them again per session, so it is off there.
+        self._shared = load_shared_initializers(self.dir)
+        if self._shared:
+            self._shared_values = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in self._shared.items()}
+            for name, value in self._shared_values.items():
+                opts.add_initializer(name, value)
+            opts.add_session_config_entry("session.disable_prepacking", "1")
         self.decoder = ort.InferenceSession(str(self.dir / DECODER), opts, providers=providers)
         self.decoder_past = ort.InferenceSession(str(self.dir / DECODER_WITH_PAST), opts, providers=providers)
         self._self_names = [f"{i}.decoder.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]

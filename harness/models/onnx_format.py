@@ -11,6 +11,8 @@ from pathlib import Path
 ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
 # Small text files the ONNX folders carry so each folder is self-contained for an engine.
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
+# Written after export and quantisation by onnx_share.
+SHARED_FILES = ("decoder_shared.bin", "decoder_shared.json")
 
 
 def export_onnx(hf_dir: Path, out_dir: Path) -> None:
@@ -43,7 +45,7 @@ def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
 def _keep_only(out_dir: Path, side_source: Path) -> None:
     """Leave the ONNX graphs plus the side files an engine needs, nothing else."""
     for path in out_dir.iterdir():
-        if path.name not in ONNX_FILES and path.name not in SIDE_FILES:
+        if path.name not in ONNX_FILES + SIDE_FILES + SHARED_FILES:
             path.unlink() if path.is_file() else shutil.rmtree(path)
     for name in SIDE_FILES:
         if not (out_dir / name).exists():
