@@ -91,7 +91,7 @@ def run_cell(client, config: Config, cell: Cell, smt: dict, cell_dir: Path, imag
             progress.update(files_done(cell_dir))
             if time.perf_counter() - start > config.timeout_s:
                 stats_peak = _stats_peak(container)
-                container.kill()
+                _kill_quietly(container)
                 timed_out = True
                 container.wait(timeout=60)
                 break
@@ -102,7 +102,7 @@ def run_cell(client, config: Config, cell: Cell, smt: dict, cell_dir: Path, imag
         wall = time.perf_counter() - start
         try:
             if interrupted:
-                container.kill()
+                _kill_quietly(container)
             container.reload()
             state = container.attrs["State"]
             (cell_dir / "container.log").write_bytes(container.logs(stdout=True, stderr=True))
@@ -116,6 +116,15 @@ def run_cell(client, config: Config, cell: Cell, smt: dict, cell_dir: Path, imag
     if interrupted:
         raise KeyboardInterrupt
     return record
+
+
+def _kill_quietly(container) -> None:
+    from docker.errors import APIError
+
+    try:
+        container.kill()
+    except APIError:  # it had already exited
+        pass
 
 
 def _stats_peak(container) -> int | None:
@@ -133,7 +142,9 @@ def _collect(cell_dir: Path, state: dict, wall: float, timed_out: bool, interrup
     cgroup = _read_json(cell_dir / "cgroup_memory.json") or {}
     time_v = read_time_file(cell_dir / "time.txt")
     exit_code = state.get("ExitCode")
-    oom = bool(state.get("OOMKilled")) or (time_v or {}).get("terminated_by_signal") == 9 and not timed_out
+    # Docker's flag, or the engine killed by SIGKILL that neither a timeout nor Ctrl-C sent.
+    killed = (time_v or {}).get("terminated_by_signal") == 9 and not (timed_out or interrupted)
+    oom = bool(state.get("OOMKilled")) or killed
     if interrupted:
         status, error = "interrupted", "stopped by Ctrl-C"
     elif timed_out:
@@ -155,7 +166,10 @@ def _collect(cell_dir: Path, state: dict, wall: float, timed_out: bool, interrup
         "engine_elapsed_s": (time_v or {}).get("elapsed_s"),
         "engine_processing_s": engine_s,
         "model_load_s": summary.get("model_load_s"),
-        "harness_overhead_s": wall - time_v["elapsed_s"] if time_v and "elapsed_s" in time_v else None,
+        # Everything the host waited for beyond transcription: container start and stop, interpreter
+        # start, model load, warm-up. container_overhead_s leaves out what ran inside (time -v elapsed).
+        "harness_overhead_s": wall - engine_s if engine_s is not None else None,
+        "container_overhead_s": wall - time_v["elapsed_s"] if time_v and "elapsed_s" in time_v else None,
         "time_v": time_v,
         "max_rss_mb": (time_v or {}).get("max_rss_mb"),
         "cgroup_peak_bytes": cgroup.get("peak_bytes") or stats_peak,

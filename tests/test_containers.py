@@ -79,7 +79,8 @@ def test_ort_pinned_to_cpu0_with_memory_limit(tmp_path, open_clips, tiny_model, 
     time_v = record["time_v"]
     assert time_v["exit_status"] == 0 and time_v["max_rss_kb"] > 50_000
     assert 0 < time_v["elapsed_s"] <= record["host_wall_s"]
-    assert record["harness_overhead_s"] >= 0
+    assert record["container_overhead_s"] >= 0
+    assert record["harness_overhead_s"] == pytest.approx(record["host_wall_s"] - summary["total_processing_s"])
     assert 0 < record["cgroup_peak_bytes"] <= record["memory_limit_bytes"]
     assert "memory" in record["cgroup_peak_source"]
 
@@ -149,3 +150,53 @@ def test_missing_model_and_audio_are_named(tmp_path, clips, tiny_model):
         (private / "a.wav").write_bytes((clips / "short.wav").read_bytes())
         proc = run_cli("-m", "harness", "run", "--cores-list", "1", "--audio-dir", str(private))
         assert proc.returncode == 2 and f"{private} is not readable by the containers' unprivileged user" in proc.stderr
+
+
+def test_ctrl_c_removes_the_container_and_keeps_finished_results(tmp_path, open_clips, tiny_model, ort_image,
+                                                                 docker_client):
+    import signal
+    import time
+
+    results = tmp_path / "results"
+    common = ["-m", "harness", "run", "--engines", "ort:fp32", "--model", "tiny.en", "--sut", "t", "--cpuset", "0",
+              "--memory-gb", "2", "--warmup", "0", "--audio-dir", str(open_clips), "--results", str(results),
+              "--no-build", "--no-report"]
+    done = run_cli(*common, "--cores-list", "1")
+    assert done.returncode == 0, done.stderr
+    finished = tree_digest(results / "t" / "container_1c2g")
+    proc = subprocess.Popen([os.sys.executable, *common, "--cores-list", "1", "--repeats", "50",
+                             "--results", str(results / "second")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not containers_left(docker_client) and time.time() < deadline:
+        time.sleep(0.2)
+    assert containers_left(docker_client), "the container never started"
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; finished results are kept" in err
+    assert containers_left(docker_client) == []
+    run = json.loads((results / "second" / "t" / "container_1c2g" / "ort-tiny.en-fp32" / "run.json").read_text())
+    assert run["status"] == "interrupted"
+    assert tree_digest(results / "t" / "container_1c2g") == finished
+
+
+def test_image_build_failure_is_a_row_and_the_run_goes_on(tmp_path, open_clips, tiny_model, docker_client,
+                                                         monkeypatch):
+    from harness import orchestrate, plan
+
+    monkeypatch.setitem(plan.ENGINE_GROUPS, "ort", "engine-no-such-group")
+    monkeypatch.setattr(orchestrate, "ENGINE_GROUPS", plan.ENGINE_GROUPS)
+    config = make_config(tmp_path, open_clips)
+    [record] = orchestrate.run_comparison(config, build=True)
+    assert record["status"] == "image_build_failed"
+    assert "no dependency group 'engine-no-such-group'" in record["error"] or "returned a non-zero code" in record["error"]
+    assert json.loads((config.shape_dir(1) / "ort-tiny.en-fp32" / "run.json").read_text())["status"] == \
+        "image_build_failed"
+
+
+def tree_digest(root):
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}

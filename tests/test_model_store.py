@@ -4,6 +4,7 @@ import shutil
 import zipfile
 from collections import namedtuple
 
+import numpy as np
 import pytest
 
 from conftest import MODELS, run_cli
@@ -105,3 +106,23 @@ def test_unknown_model_and_no_disk_space(tmp_path, monkeypatch):
     with pytest.raises(PrepareError, match="not enough disk space"):
         store.prepare("tiny.en", tmp_path / "models", cache=MODELS / ".cache")
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_cross_kv_model_equals_the_first_step_decoder(tiny_model):
+    """The small cross-attention model gives exactly the first-step decoder's cross K/V, in fp32 and int8,
+    so `ort` can run every step through decoder_with_past and load one decoder."""
+    import onnxruntime as ort
+
+    config = json.loads((tiny_model / "onnx" / "config.json").read_text())
+    features = np.random.default_rng(0).standard_normal((1, 1500, config["d_model"])).astype(np.float32)
+    for fmt in ("onnx", "onnx-int8"):
+        decoder = ort.InferenceSession(str(tiny_model / fmt / "decoder_model.onnx"))
+        cross_kv = ort.InferenceSession(str(tiny_model / fmt / "cross_kv_model.onnx"))
+        names = [o.name for o in cross_kv.get_outputs()]
+        assert len(names) == 2 * config["decoder_layers"]
+        want = decoder.run(names, {"input_ids": np.array([[50257, 50362]], dtype=np.int64),
+                                   "encoder_hidden_states": features})
+        got = cross_kv.run(names, {"encoder_hidden_states": features})
+        for name, a, b in zip(names, want, got):
+            assert a.shape == b.shape and np.array_equal(a, b), (fmt, name)
+    assert (tiny_model / "onnx" / "cross_kv_model.onnx").stat().st_size < 8e6

@@ -7,12 +7,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 # What the `ort` engine loads; optimum's names.
 ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
 # Small text files the ONNX folders carry so each folder is self-contained for an engine.
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
-# Written after export and quantisation by onnx_share.
-SHARED_FILES = ("decoder_shared.bin", "decoder_shared.json")
+CROSS_KV = "cross_kv_model.onnx"
 
 
 def export_onnx(hf_dir: Path, out_dir: Path) -> None:
@@ -42,10 +43,66 @@ def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
     _keep_only(out_dir, fp32_dir)
 
 
+def build_cross_kv(hf_dir: Path, onnx_dir: Path, int8: bool = False) -> None:
+    """cross_kv_model.onnx: encoder_hidden_states -> present.<i>.encoder.{key,value}, the cross-attention
+    projections of every decoder layer, built from the same weights as the decoders. With it the `ort`
+    engine runs every step, the first included, through decoder_with_past (empty self-attention cache)
+    and never loads the first-step decoder, whose weights would otherwise sit in memory a second time.
+    Cutting this part out of the exported decoder does not work: the export takes the batch size for
+    these reshapes from the decoder's hidden states, which drags the whole decoder along."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from safetensors.numpy import load_file
+
+    config = json.loads((onnx_dir / "config.json").read_text())
+    heads, d_model = config["decoder_attention_heads"], config["d_model"]
+    weights = load_file(str(hf_dir / "model.safetensors"))
+    nodes, inits, outputs = [], [numpy_helper.from_array(np.array([0, -1, heads, d_model // heads], np.int64),
+                                                        "heads_shape")], []
+    for i in range(config["decoder_layers"]):
+        prefix = f"model.decoder.layers.{i}.encoder_attn"
+        for kv, proj in (("key", "k_proj"), ("value", "v_proj")):
+            w = f"{prefix}.{proj}.weight"
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(weights[w].T), w))
+            x = f"{i}.{kv}.proj"
+            nodes.append(helper.make_node("MatMul", ["encoder_hidden_states", w], [x]))
+            if f"{prefix}.{proj}.bias" in weights:  # Whisper's k_proj has no bias
+                b = f"{prefix}.{proj}.bias"
+                inits.append(numpy_helper.from_array(weights[b], b))
+                nodes.append(helper.make_node("Add", [x, b], [x + ".bias"]))
+                x += ".bias"
+            nodes.append(helper.make_node("Reshape", [x, "heads_shape"], [x + ".heads"]))
+            out = f"present.{i}.encoder.{kv}"
+            nodes.append(helper.make_node("Transpose", [x + ".heads"], [out], perm=[0, 2, 1, 3]))
+            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT,
+                                                         ["batch_size", heads, "encoder_sequence_length",
+                                                          d_model // heads]))
+    graph = helper.make_graph(nodes, "whisper_cross_kv", [helper.make_tensor_value_info(
+        "encoder_hidden_states", TensorProto.FLOAT, ["batch_size", "encoder_sequence_length", d_model])],
+        outputs, inits)
+    # The IR version of the exported decoders: a newer onnx writes one onnxruntime may not read yet.
+    ir_version = onnx.load(str(onnx_dir / "decoder_with_past_model.onnx"), load_external_data=False).ir_version
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="whisper-bench",
+                              ir_version=ir_version)
+    onnx.checker.check_model(model)
+    target = onnx_dir / CROSS_KV
+    if not int8:
+        onnx.save(model, str(target))
+        return
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32 = onnx_dir / f".fp32-{CROSS_KV}"
+    onnx.save(model, str(fp32))
+    quantize_dynamic(str(fp32), str(target), per_channel=True, weight_type=QuantType.QInt8)  # as the decoders
+    fp32.unlink()
+
+
 def _keep_only(out_dir: Path, side_source: Path) -> None:
     """Leave the ONNX graphs plus the side files an engine needs, nothing else."""
     for path in out_dir.iterdir():
-        if path.name not in ONNX_FILES + SIDE_FILES + SHARED_FILES:
+        if path.name not in ONNX_FILES + SIDE_FILES + (CROSS_KV,):
             path.unlink() if path.is_file() else shutil.rmtree(path)
     for name in SIDE_FILES:
         if not (out_dir / name).exists():

@@ -31,7 +31,7 @@ FORMATS = ("ct2", "hf", "onnx", "onnx-int8", "openai")
 # Peak disk use while converting, as a multiple of the float16 CTranslate2 model: fp32 HF (2x),
 # two fp32 ONNX decoders with duplicated embeddings plus the encoder (~5x), int8 (~1.5x), openai (2x).
 DISK_FACTOR = 12
-# Bumped when the folder's layout changes; an older store is rebuilt. 2: shared decoder weights.
+# Bumped when the folder's layout changes; an older store is rebuilt. 2: onnx*/cross_kv_model.onnx.
 STORE_LAYOUT = 2
 CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2")
 
@@ -123,7 +123,7 @@ class _Steps:
 
 
 def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps) -> dict:
-    from . import hf_format, onnx_format, onnx_share, openai_format, sources
+    from . import hf_format, onnx_format, openai_format, sources
     from .ct2_reader import read_ct2_model
     from .ct2_to_hf import hf_state_dict
 
@@ -150,11 +150,12 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps) -> di
 
     steps.run("export onnx fp32", onnx_format.export_onnx, work / "hf", work / "onnx")
     steps.run("quantize onnx int8", onnx_format.quantize_int8, work / "onnx", work / "onnx-int8")
-    shared = {fmt: steps.run(f"share decoder weights ({fmt})", onnx_share.share_decoder_weights, work / fmt)
-              for fmt in ("onnx", "onnx-int8")}
+    for fmt in ("onnx", "onnx-int8"):
+        steps.run(f"cross-attention K/V model ({fmt})", onnx_format.build_cross_kv, work / "hf", work / fmt,
+                  fmt == "onnx-int8")
     steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
     return {"source": source_info, "dims": dims.as_dict(), "multilingual": dims.is_multilingual,
-            "layout": STORE_LAYOUT, "decoder_sharing": shared}
+            "layout": STORE_LAYOUT}
 
 
 def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | None = None,

@@ -62,6 +62,7 @@ def read_row(cell_dir: Path) -> dict:
         "peak_rss_mb": time_v.get("max_rss_mb") or summary.get("peak_rss_mb"),
         "container_peak_mb": cgroup / 2**20 if cgroup else None,
         "host_wall_s": run.get("host_wall_s"), "harness_overhead_s": run.get("harness_overhead_s"),
+        "container_overhead_s": run.get("container_overhead_s"),
         "wer": ref.get("wer"), "cer": ref.get("cer"), "wer_vs_baseline": base.get("wer"),
         "error": run.get("error") or summary.get("error") or "",
         "_decoding": {**(summary.get("decoding") or {}), "convention": summary.get("convention")}

@@ -64,6 +64,10 @@ def sut_section(sut: str, rows: list[dict], results: Path, plots: dict[str, Path
     if config:
         facts.append(f"repeats {config.get('repeats')}, warm-up {config.get('warmup')}, "
                      f"memory limit {config.get('memory_gb')} GiB per container")
+    overhead = sorted(r["container_overhead_s"] for r in rows if r.get("container_overhead_s") is not None)
+    if overhead:
+        facts.append(f"container start and stop: median {overhead[len(overhead) // 2]:.2f} s per run "
+                     f"(outside every timed figure)")
     common = next((r["_common_decoding"] for r in rows if r.get("_common_decoding")), None)
     if common:
         facts.append("common decoding: " + ", ".join(f"{k}={v}" for k, v in common.items()))

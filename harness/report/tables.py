@@ -21,7 +21,7 @@ COLUMNS = [
     ("decoding_diff", "decoding differs", "{}"), ("error", "error", "{}"),
 ]
 CSV_EXTRA = ["sut", "shape", "cell", "memory_gb", "cpuset", "n_files", "n_ok", "failures", "mean_s",
-             "total_audio_s", "processing_s", "host_wall_s", "harness_overhead_s"]
+             "total_audio_s", "processing_s", "host_wall_s", "harness_overhead_s", "container_overhead_s"]
 
 
 def fmt(value, spec: str) -> str:
