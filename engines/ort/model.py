@@ -37,7 +37,11 @@ class OrtWhisper:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = ["CPUExecutionProvider"]
+        # The encoder's activations are large (attention over 1500 frames) and come once per 30 s window:
+        # without the arena they go back to the system instead of staying reserved for the whole run.
+        opts.enable_cpu_mem_arena = False
         self.encoder = ort.InferenceSession(str(self.dir / ENCODER), opts, providers=providers)
+        opts.enable_cpu_mem_arena = True
         self.cross_kv = ort.InferenceSession(str(self.dir / CROSS_KV), opts, providers=providers)
         self.decoder_past = ort.InferenceSession(str(self.dir / DECODER_WITH_PAST), opts, providers=providers)
         self._self_names = [f"{i}.decoder.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]

@@ -1,4 +1,4 @@
-"""ONNX (fp32, exported with optimum) and int8 (ONNX Runtime dynamic quantisation) formats.
+"""ONNX (fp32, exported with optimum) and int8 (ONNX Runtime 8-bit block-wise weight quantisation) formats.
 
 Heavy imports stay inside functions: this module runs only under `models prepare`.
 """
@@ -32,14 +32,35 @@ def export_onnx(hf_dir: Path, out_dir: Path) -> None:
     _keep_only(out_dir, hf_dir)
 
 
-def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+# int8: every MatMul with a constant weight becomes MatMulNBits, 8-bit symmetric weights in blocks of
+# INT8_BLOCK along the reduction axis, computed in int8 with activations quantised per block at run time
+# (accuracy level 4), like CTranslate2's int8. Measured on whisper-base, 9.8 min corpus, 2 threads:
+# dynamic per-channel int8 (MatMulInteger, activations per tensor) gave WER +1.03 points over fp32;
+# blocks of 32 gave +0.00, 64 -0.12, 128 +0.28, at 0.85x, 0.82x and 0.77x the time of faster-whisper int8.
+INT8_BLOCK = 32
+INT8_ACCURACY_LEVEL = 4
 
+
+def quantize_int8_file(src: Path, dst: Path) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                 MatMulNBitsQuantizer)
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    config = DefaultWeightOnlyQuantConfig(block_size=INT8_BLOCK, is_symmetric=True,
+                                          accuracy_level=INT8_ACCURACY_LEVEL, bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=INT8_BLOCK, is_symmetric=True,
+                                     accuracy_level=INT8_ACCURACY_LEVEL, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+
+
+def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Per-channel weights: per-tensor int8 costs whisper-base several WER points.
     for name in ONNX_FILES:
-        quantize_dynamic(str(fp32_dir / name), str(out_dir / name), per_channel=True,
-                         weight_type=QuantType.QInt8)
+        quantize_int8_file(fp32_dir / name, out_dir / name)
     _keep_only(out_dir, fp32_dir)
 
 
@@ -91,11 +112,9 @@ def build_cross_kv(hf_dir: Path, onnx_dir: Path, int8: bool = False) -> None:
     if not int8:
         onnx.save(model, str(target))
         return
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     fp32 = onnx_dir / f".fp32-{CROSS_KV}"
     onnx.save(model, str(fp32))
-    quantize_dynamic(str(fp32), str(target), per_channel=True, weight_type=QuantType.QInt8)  # as the decoders
+    quantize_int8_file(fp32, target)  # exactly as the decoders' cross-attention projections
     fp32.unlink()
 
 
