@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ DOCKERFILE = "docker/Dockerfile"
 LOCAL_BASE = "whisper-bench-base:bookworm"
 HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 TORCH_PIN = "torch==2.13.0"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class ImageBuildError(RuntimeError):
@@ -93,20 +95,26 @@ def build_image(client, engine: str, group: str, base: str, log_path: Path) -> s
     """Build (or refresh from cache) one engine image; returns its id. The full log goes to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    image_id, error = None, None
+    image_id, error, last_output = None, None, ""
     with open(log_path, "w", encoding="utf-8") as log:
         for chunk in client.api.build(path=str(ROOT), dockerfile=DOCKERFILE, tag=image_tag(engine), rm=True,
                                       forcerm=True, decode=True,
                                       buildargs={"BASE_IMAGE": base, "ENGINE_GROUP": group}):
             if "stream" in chunk:
                 log.write(chunk["stream"])
+                text = ANSI_ESCAPE.sub("", chunk["stream"])  # the daemon colours a step's stderr
+                lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+                if lines and not lines[-1].startswith(("Step ", "---> ", "Removing intermediate")):
+                    last_output = lines[-1]
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
             if "error" in chunk:
                 error = chunk["error"].strip()
                 log.write(f"ERROR: {error}\n")
     if error or image_id is None:
-        raise ImageBuildError(f"image {image_tag(engine)}: {(error or 'no image id').splitlines()[-1][:300]} "
-                              f"(log: {log_path})")
+        code = error.rsplit("non-zero code:", 1)[-1].strip() if error and "non-zero code" in error else None
+        reason = (f"a build step failed (exit {code}): {last_output}" if code
+                  else (error or "no image id").splitlines()[-1])
+        raise ImageBuildError(f"image {image_tag(engine)}: {reason[:300]} (log: {log_path})")
     print(f"image {image_tag(engine)} ready in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return image_id

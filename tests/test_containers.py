@@ -190,7 +190,7 @@ def test_image_build_failure_is_a_row_and_the_run_goes_on(tmp_path, open_clips, 
     config = make_config(tmp_path, open_clips)
     [record] = orchestrate.run_comparison(config, build=True)
     assert record["status"] == "image_build_failed"
-    assert "no dependency group 'engine-no-such-group'" in record["error"] or "returned a non-zero code" in record["error"]
+    assert "a build step failed (exit 2): error: no dependency group 'engine-no-such-group'" in record["error"]
     assert json.loads((config.shape_dir(1) / "ort-tiny.en-fp32" / "run.json").read_text())["status"] == \
         "image_build_failed"
 
