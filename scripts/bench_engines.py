@@ -58,8 +58,8 @@ def main() -> int:
     print(f"{'engine':<16}{'precision':<10}{'proc s':>9}{'vs fw fp32':>12}{'RTFx':>8}{'load s':>8}"
           f"{'peak RSS MB':>13}{'WER %':>8}")
     for (engine, precision), (summary, wer) in results.items():
-        ratio = summary["total_processing_s"] / ref[0]["total_processing_s"] if ref else float("nan")
-        print(f"{engine:<16}{precision:<10}{summary['total_processing_s']:>9.2f}{ratio:>11.2f}x"
+        ratio = f"{summary['total_processing_s'] / ref[0]['total_processing_s']:.2f}x" if ref else "-"
+        print(f"{engine:<16}{precision:<10}{summary['total_processing_s']:>9.2f}{ratio:>12}"
               f"{summary['rtfx']:>8.1f}{summary['model_load_s']:>8.2f}{summary['peak_rss_mb']:>13.0f}"
               f"{100 * wer:>8.2f}")
     fw_int8 = results.get(("faster-whisper", "int8"))

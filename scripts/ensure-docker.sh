@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Make a Docker engine answer `docker info`. Does nothing where one already runs;
-# on Debian without one, installs docker.io and starts dockerd in the background.
+# Make a Docker engine answer `docker info`. Does nothing where one already runs with compose;
+# on Debian without one, installs docker.io (and docker-compose) and starts dockerd in the background.
 set -euo pipefail
 
 log() { echo "ensure-docker: $*" >&2; }
 
-if docker info >/dev/null 2>&1; then
+compose_present() { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; }
+
+if docker info >/dev/null 2>&1 && compose_present; then
     exit 0
 fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"
+    elif docker info >/dev/null 2>&1; then
+        log "no docker compose here; compose.yaml needs it, the harness does not"; exit 0
+    else
         log "Docker is not reachable and this user is not root: start Docker, or run as root"; exit 1
     fi
+fi
+
+if ! compose_present && command -v apt-get >/dev/null 2>&1; then
+    log "installing docker-compose from Debian (compose.yaml)"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
+        || { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } \
+        || log "docker-compose could not be installed; the harness does not need it"
+fi
+
+if docker info >/dev/null 2>&1; then
+    exit 0
 fi
 
 if ! command -v dockerd >/dev/null 2>&1; then

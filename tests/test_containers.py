@@ -200,3 +200,35 @@ def tree_digest(root):
 
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def compose_command():
+    import shutil
+
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("neither `docker compose` nor `docker-compose` is installed (scripts/ensure-docker.sh installs it)")
+
+
+def test_compose_runs_one_engine_with_the_same_limits(tmp_path, open_clips, tiny_model, ort_image, docker_client):
+    out = tmp_path / "compose"
+    cell = out / "ort-tiny.en-fp32"
+    cell.mkdir(parents=True)
+    cell.chmod(0o777)
+    env = {**os.environ, "COMPOSE_RESULTS": str(out), "AUDIO_DIR": str(open_clips), "CPUSET": "0",
+           "MEMORY_GB": "2", "MODEL": "tiny.en", "COMPOSE_PROJECT_NAME": "whisperbenchtest"}
+    config = subprocess.run([*compose_command(), "config"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert config.returncode == 0, config.stderr
+    assert "network_mode: none" in config.stdout and "read_only: true" in config.stdout
+    proc = subprocess.run([*compose_command(), "run", "--rm", "ort"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((cell / "inference_summary.json").read_text())
+    assert summary["cpuset"] == [0] and summary["threads"] == 1 and summary["n_ok"] == 2
+    from harness.timev import read_time_file
+
+    assert read_time_file(cell / "time.txt")["exit_status"] == 0
+    cgroup = json.loads((cell / "cgroup_memory.json").read_text())
+    assert cgroup["limit"] == str(2 * 2**30) and cgroup["peak_bytes"] > 0
