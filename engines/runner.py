@@ -139,9 +139,14 @@ def run(args: argparse.Namespace) -> dict:
     rows: list[dict] = []
     audio_cache: dict[Path, np.ndarray | str] = {}
     if files and args.warmup:
-        warm = next((f for f in files if _safe_load(f, audio_cache) is not None), None)
+        # The smallest file that decodes: warm-up loads libraries and caches, it need not be long.
+        warm = next((f for f in sorted(files, key=lambda f: f.stat().st_size)
+                     if _safe_load(f, audio_cache) is not None), None)
+        t_warm = time.perf_counter()
         for _ in range(args.warmup if warm is not None else 0):
             engine.transcribe(audio_cache[warm])
+        summary.update(warmup_file=str(warm.relative_to(args.audio_dir)) if warm else None,
+                       warmup_s=time.perf_counter() - t_warm)
     for repeat in range(args.repeats):
         for path in files:
             rows.append(_run_one(engine, path, repeat, Path(args.audio_dir)))
