@@ -31,8 +31,9 @@ FORMATS = ("ct2", "hf", "onnx", "onnx-int8", "openai")
 # Peak disk use while converting, as a multiple of the float16 CTranslate2 model: fp32 HF (2x),
 # two fp32 ONNX decoders with duplicated embeddings plus the encoder (~5x), int8 (~1.5x), openai (2x).
 DISK_FACTOR = 12
-# Bumped when the folder's layout changes; an older store is rebuilt. 2: onnx*/cross_kv_model.onnx.
-STORE_LAYOUT = 2
+# Bumped when the folder's layout changes; an older store is rebuilt. 2: onnx*/cross_kv_model.onnx;
+# 3: decoder_with_past returns the last position's logits only.
+STORE_LAYOUT = 3
 CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2")
 
 
@@ -153,6 +154,7 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps) -> di
     for fmt in ("onnx", "onnx-int8"):
         steps.run(f"cross-attention K/V model ({fmt})", onnx_format.build_cross_kv, work / "hf", work / fmt,
                   fmt == "onnx-int8")
+        steps.run(f"last-position logits ({fmt})", onnx_format.last_position_logits, work / fmt)
     steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
     return {"source": source_info, "dims": dims.as_dict(), "multilingual": dims.is_multilingual,
             "layout": STORE_LAYOUT}
