@@ -53,21 +53,26 @@ def engine_command(config: Config, cell: Cell) -> list[str]:
             "--warmup", str(config.warmup), "--repeats", str(config.repeats), *config.engine_args]
 
 
+def base_record(config: Config, cell: Cell, smt: dict, image: str, image_id: str | None) -> dict:
+    """What run.json says of a cell before it runs (also all it says when its image failed to build)."""
+    return {
+        "sut": config.sut, "cell": cell.name(config.model), "engine": cell.engine, "model": config.model,
+        "variant": cell.variant, "cores": cell.cores, "threads": cell.cores,
+        "cpuset": format_cpu_list(cell.cpuset), "cpus": list(cell.cpuset), "smt": smt,
+        "memory_limit_bytes": int(config.memory_gb * 2**30), "memory_gb": config.memory_gb,
+        "timeout_s": config.timeout_s, "image": image, "image_id": image_id,
+        "command": engine_command(config, cell), "user": container_user(), "network": "none",
+        "read_only_mounts": ["/models", "/audio"], "started_at": _now(),
+    }
+
+
 def run_cell(client, config: Config, cell: Cell, smt: dict, cell_dir: Path, image: str, image_id: str,
              n_files: int) -> dict:
     """Run the container to its end (or timeout, OOM, Ctrl-C) and return the run.json record."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(cell_dir, 0o777)  # the container's unprivileged user writes here
-    memory = int(config.memory_gb * 2**30)
-    record = {
-        "sut": config.sut, "cell": cell.name(config.model), "engine": cell.engine, "model": config.model,
-        "variant": cell.variant, "cores": cell.cores, "threads": cell.cores,
-        "cpuset": format_cpu_list(cell.cpuset), "cpus": list(cell.cpuset), "smt": smt,
-        "memory_limit_bytes": memory, "memory_gb": config.memory_gb, "timeout_s": config.timeout_s,
-        "image": image, "image_id": image_id, "command": engine_command(config, cell),
-        "user": container_user(), "network": "none", "read_only_mounts": ["/models", "/audio"],
-        "started_at": _now(),
-    }
+    record = base_record(config, cell, smt, image, image_id)
+    memory = record["memory_limit_bytes"]
     model_dir = (config.models_dir / f"whisper-{config.model}").resolve()
     container = client.containers.create(
         image, record["command"], detach=True, user=record["user"], network_mode="none",

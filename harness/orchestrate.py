@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .container_run import CONTAINER_UID, RUN_FILE, run_cell, write_json_atomic
+from .container_run import CONTAINER_UID, RUN_FILE, base_record, run_cell, write_json_atomic
 from .errors import UserError
 from .plan import ENGINE_GROUPS, ENGINE_VARIANTS, Config, plan_cells
 from .progress import PlanProgress, fmt_duration
@@ -144,7 +144,6 @@ def run_comparison(config: Config, build: bool = True) -> list[dict]:
         if image_id is None:
             record = _not_run(config, cell, smt, image_tag(cell.engine), image_error or "image missing")
             cell_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(cell_dir / RUN_FILE, record)
         else:
             record = run_cell(client, config, cell, smt, cell_dir, image_tag(cell.engine), image_id, n_files)
         record["host"] = env
@@ -168,12 +167,8 @@ def _existing_image(client, tag: str) -> str | None:
 
 
 def _not_run(config: Config, cell, smt: dict, image: str, error: str) -> dict:
-    return {"sut": config.sut, "cell": cell.name(config.model), "engine": cell.engine, "model": config.model,
-            "variant": cell.variant, "cores": cell.cores, "threads": cell.cores,
-            "cpuset": ",".join(map(str, cell.cpuset)), "cpus": list(cell.cpuset), "smt": smt,
-            "memory_limit_bytes": int(config.memory_gb * 2**30), "memory_gb": config.memory_gb, "image": image,
-            "image_id": None, "status": "image_build_failed", "error": error, "exit_code": None,
-            "oom_killed": False, "timed_out": False, "host_wall_s": None}
+    return {**base_record(config, cell, smt, image, None), "status": "image_build_failed", "error": error,
+            "exit_code": None, "oom_killed": False, "timed_out": False, "host_wall_s": None}
 
 
 def score_and_report(config: Config) -> None:
