@@ -106,6 +106,16 @@ def test_timeout_is_a_timeout_row(tmp_path, open_clips, tiny_model, ort_image, d
     assert containers_left(docker_client) == []
 
 
+def test_engine_exit_code_is_a_failed_row_with_its_error(tmp_path, open_clips, tiny_model, ort_image):
+    from harness.orchestrate import run_comparison
+
+    config = make_config(tmp_path, open_clips)
+    config.engine_args = ["--precision", "fp16"]  # the ort engine has no fp16 variant: it refuses to load
+    [record] = run_comparison(config, build=False)
+    assert record["status"] == "failed" and record["exit_code"] == 2 and not record["oom_killed"]
+    assert record["error"] == "error: ort: ort supports precision fp32, int8, not 'fp16'"
+
+
 def test_rerun_moves_the_old_cell_to_backups(tmp_path, open_clips, tiny_model, ort_image):
     first, cell_dir = run_one(tmp_path, open_clips, timeout="2")
     old = (cell_dir / "run.json").read_text()
