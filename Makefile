@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 MODEL ?= tiny.en
 # The comparison's settings reach `python -m harness` through the environment (see README).
 export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS WARMUP RUN_TIMEOUT_SEC MODEL_PROGRESS_INTERVAL_SEC
+export AUDIO_DIR BASE_IMAGE RESULTS_DIR MODELS_DIR
 export DOCKER_BUILDKIT := 0
 
 .PHONY: venv system-deps docker images models audio compare report test clean
