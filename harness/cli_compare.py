@@ -40,12 +40,10 @@ def run(args) -> None:
 def images(args) -> None:
     from .images import docker_client
     from .orchestrate import build_images
-    from .plan import Config, parse_engines
+    from .plan import parse_engines
 
-    client = docker_client()
-    config = Config(sut="images", model="", engines=parse_engines(args.engines), cores_list=[], cpu_pool=[],
-                    memory_gb=0)
-    results = build_images(client, config, Path(args.log_dir))
+    engines = [engine for engine, _ in parse_engines(args.engines)]
+    results = build_images(docker_client(), engines, Path(args.log_dir))
     if any(err for _, err in results.values()):
         sys.exit(1)
 

@@ -6,11 +6,11 @@ the container), container.log and run.json (what the host saw: image, limits, ex
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import time
 from pathlib import Path
 
+from .files import read_json, write_json
 from .plan import Cell, Config, format_cpu_list
 from .progress import RunProgress
 from .timev import read_time_file
@@ -24,21 +24,8 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def files_done(cell_dir: Path) -> int:
-    rows = _read_json(cell_dir / "inference_per_file.json")
+    rows = read_json(cell_dir / "inference_per_file.json")
     return len(rows) if isinstance(rows, list) else 0
 
 
@@ -73,7 +60,7 @@ def run_cell(client, config: Config, cell: Cell, smt: dict, cell_dir: Path, imag
     os.chmod(cell_dir, 0o777)  # the container's unprivileged user writes here
     record = base_record(config, cell, smt, image, image_id)
     memory = record["memory_limit_bytes"]
-    model_dir = (config.models_dir / f"whisper-{config.model}").resolve()
+    model_dir = config.model_dir.resolve()
     container = client.containers.create(
         image, record["command"], detach=True, user=record["user"], network_mode="none",
         cpuset_cpus=record["cpuset"], mem_limit=memory, memswap_limit=memory,  # no swap: over the limit is an OOM
@@ -115,7 +102,7 @@ def run_cell(client, config: Config, cell: Cell, smt: dict, cell_dir: Path, imag
             container.remove(force=True)
         record.update(_collect(cell_dir, state, wall, timed_out, interrupted, stats_peak))
         _restore_ownership(cell_dir)
-        write_json_atomic(cell_dir / RUN_FILE, record)
+        write_json(cell_dir / RUN_FILE, record)
         progress.done = files_done(cell_dir)
         progress.finish(record["status"], wall)
     if interrupted:
@@ -143,8 +130,8 @@ def _stats_peak(container) -> int | None:
 
 def _collect(cell_dir: Path, state: dict, wall: float, timed_out: bool, interrupted: bool,
              stats_peak: int | None) -> dict:
-    summary = _read_json(cell_dir / "inference_summary.json") or {}
-    cgroup = _read_json(cell_dir / "cgroup_memory.json") or {}
+    summary = read_json(cell_dir / "inference_summary.json") or {}
+    cgroup = read_json(cell_dir / "cgroup_memory.json") or {}
     time_v = read_time_file(cell_dir / "time.txt")
     exit_code = state.get("ExitCode")
     # Docker's flag, or the engine killed by SIGKILL that neither a timeout nor Ctrl-C sent.

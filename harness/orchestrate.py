@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from .container_run import CONTAINER_UID, RUN_FILE, base_record, run_cell, write_json_atomic
+from .container_run import CONTAINER_UID, RUN_FILE, base_record, run_cell
+from .files import write_json
 from .errors import UserError
 from .plan import ENGINE_GROUPS, ENGINE_VARIANTS, Config, plan_cells
 from .progress import PlanProgress, fmt_duration
@@ -23,7 +24,7 @@ def validate_inputs(config: Config) -> int:
     """Models and audio exist before any container starts; returns the number of audio files."""
     from engines.audio import list_audio
 
-    model_dir = config.models_dir / f"whisper-{config.model}"
+    model_dir = config.model_dir
     if not (model_dir / "manifest.json").is_file():
         raise UserError(f"model {config.model}: {model_dir} is not prepared: run "
                         f"`python -m harness models prepare --model {config.model}`")
@@ -95,11 +96,11 @@ def backup_cell(cell_dir: Path, sut_dir: Path, stamp: str) -> Path | None:
     return target
 
 
-def build_images(client, config: Config, log_dir: Path) -> dict[str, tuple[str | None, str | None]]:
+def build_images(client, engines: list[str], log_dir: Path) -> dict[str, tuple[str | None, str | None]]:
     """engine -> (image id, error); one failing image does not stop the others."""
     from .images import ImageBuildError, build_image, ensure_base_image, image_tag, stage_build_inputs
 
-    engines = list(dict.fromkeys(e for e, _ in config.engines))
+    engines = list(dict.fromkeys(engines))
     base = ensure_base_image(client)
     stage_build_inputs({ENGINE_GROUPS[e] for e in engines})
     out = {}
@@ -125,11 +126,11 @@ def run_comparison(config: Config, build: bool = True) -> list[dict]:
     sut_dir = config.results_dir / config.sut
     sut_dir.mkdir(parents=True, exist_ok=True)
     env = host_environment(client)
-    images = build_images(client, config, sut_dir / "logs") if build else \
+    images = build_images(client, [e for e, _ in config.engines], sut_dir / "logs") if build else \
         {e: (_existing_image(client, image_tag(e)), None) for e, _ in config.engines}
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     cells = plan_cells(config)
-    write_json_atomic(sut_dir / "plan.json", {"config": config.as_dict(), "host": env, "started_at": stamp,
+    write_json(sut_dir / "plan.json", {"config": config.as_dict(), "host": env, "started_at": stamp,
                                               "cells": [c.name(config.model) + f"@{c.cores}c" for c, _ in cells]})
     overall = PlanProgress(len(cells))
     records = []
@@ -147,7 +148,7 @@ def run_comparison(config: Config, build: bool = True) -> list[dict]:
         else:
             record = run_cell(client, config, cell, smt, cell_dir, image_tag(cell.engine), image_id, n_files)
         record["host"] = env
-        write_json_atomic(cell_dir / RUN_FILE, record)
+        write_json(cell_dir / RUN_FILE, record)
         records.append(record)
         overall.finished()
     failed = [r for r in records if r["status"] not in ("ok",)]

@@ -55,6 +55,12 @@ class Config:
     audio_dir: Path = Path("audio/synth")
     engine_args: list[str] = field(default_factory=list)
 
+    @property
+    def model_dir(self) -> Path:
+        from .models.store import model_dir
+
+        return model_dir(self.models_dir, self.model)
+
     def shape_dir(self, cores: int) -> Path:
         return self.results_dir / self.sut / f"container_{cores}c{_fmt_gb(self.memory_gb)}g"
 

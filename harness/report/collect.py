@@ -8,18 +8,13 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from ..cli_run import BASELINE
+from ..files import read_json
+
 SHAPE_RE = re.compile(r"container_(\d+)c([\d.]+)g")
-BASELINE = "openai-whisper"
 # An engine fails the gate when its word accuracy (1 - WER) is below this share of the baseline's.
 ACCURACY_GATE = 0.99
 SKIP_DIRS = {"backups", "logs", "plots"}
-
-
-def _load(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def cell_dirs(results: Path) -> list[Path]:
@@ -33,9 +28,9 @@ def cell_dirs(results: Path) -> list[Path]:
 
 
 def read_row(cell_dir: Path) -> dict:
-    run = _load(cell_dir / "run.json") or {}
-    summary = _load(cell_dir / "inference_summary.json") or {}
-    metrics = _load(cell_dir / "metrics.json") or {}
+    run = read_json(cell_dir / "run.json") or {}
+    summary = read_json(cell_dir / "inference_summary.json") or {}
+    metrics = read_json(cell_dir / "metrics.json") or {}
     shape = SHAPE_RE.fullmatch(cell_dir.parent.name)
     cores = run.get("cores") or (int(shape.group(1)) if shape else summary.get("threads"))
     name = cell_dir.name

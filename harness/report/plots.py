@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from ..files import write_atomic
+
 PLOTS = ("rtf_vs_cores", "latency", "memory", "wer_vs_rtf")
 
 
@@ -25,13 +27,7 @@ def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     _pyplot().close(fig)
-    data = buf.getvalue()
-    if path.is_file() and path.read_bytes() == data:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, buf.getvalue(), only_if_changed=True)
 
 
 def _by_cell(rows):

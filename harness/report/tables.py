@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from ..files import write_atomic
+
 # (key, markdown header, markdown format); the CSV keeps every key at full precision.
 COLUMNS = [
     ("engine", "engine", "{}"), ("model", "model", "{}"), ("variant", "variant", "{}"),
@@ -53,17 +55,6 @@ def csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write only when the content differs, so a second report run leaves every file untouched."""
-    if path.is_file() and path.read_text() == text:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return True
-
-
 def write_tables(results: Path, rows: list[dict]) -> list[Path]:
     written = []
     shapes: dict[tuple[str, str], list[dict]] = {}
@@ -72,9 +63,9 @@ def write_tables(results: Path, rows: list[dict]) -> list[Path]:
     for (sut, shape), group in shapes.items():
         folder = results / sut / shape
         title = f"# {sut} / {shape}\n\n"
-        write_if_changed(folder / "summary_table.md", title + markdown_table(group))
-        write_if_changed(folder / "summary_table.csv", csv_text(group))
+        write_atomic(folder / "summary_table.md", title + markdown_table(group), only_if_changed=True)
+        write_atomic(folder / "summary_table.csv", csv_text(group), only_if_changed=True)
         written += [folder / "summary_table.md", folder / "summary_table.csv"]
-    write_if_changed(results / "merged.csv", csv_text(rows))
+    write_atomic(results / "merged.csv", csv_text(rows), only_if_changed=True)
     written.append(results / "merged.csv")
     return written

@@ -6,6 +6,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..audio.corpus import Utterance
+from ..files import write_json
 from . import normalizer
 from .wer import score_pairs
 
@@ -48,6 +49,4 @@ def compute_metrics(run_dir: Path, corpus: list[Utterance], baseline_dir: Path |
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:
-    tmp = run_dir / f".{METRICS_FILE}.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(run_dir / METRICS_FILE)
+    write_json(run_dir / METRICS_FILE, metrics)
