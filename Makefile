@@ -5,16 +5,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL ?= tiny.en
 # The comparison's settings reach `python -m harness` through the environment (see README).
-export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS WARMUP RUN_TIMEOUT_SEC MODEL_PROGRESS_INTERVAL_SEC
+export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS MAX_ROUNDS SEED WARMUP RUN_TIMEOUT_SEC
+export MODEL_PROGRESS_INTERVAL_SEC QUIET_BUSY QUIET_WAIT_SEC
 export AUDIO_DIR BASE_IMAGE RESULTS_DIR MODELS_DIR
 export DOCKER_BUILDKIT := 0
 
 .PHONY: venv system-deps docker images models audio compare report test clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+# The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
+# specs and pyproject.toml: nothing here names an engine.
+EXTRAS = $(shell $(PYTHON) -m engines.registry --extras)
+TORCH_PIN = $(shell grep -o '"torch==[^"]*"' pyproject.toml | head -1 | tr -d '"')
+
+$(VENV)/.installed: pyproject.toml Makefile engines/registry.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[prepare,engine-ort,engine-hf,engine-faster-whisper,engine-openai-whisper,test]"
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_PIN)"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) docker/requirements.py --no-deps engine-openai-whisper)
 	touch $@
 
@@ -51,6 +57,7 @@ report: venv
 
 # The container tests build only the small ort image; the heavy ones are built by `make compare`.
 test: venv system-deps docker
+	$(PY) -m ruff check harness engines tests scripts
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean:

@@ -34,7 +34,8 @@ def load_audio(path: str | Path) -> np.ndarray:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError
-        raise AudioError(f"cannot decode audio: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"cannot decode audio: {reason}") from None
     if data.shape[0] == 0:
         raise AudioError("empty audio: the file holds no samples")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+# openai-whisper's default decode length: half of the text context (448 // 2), new tokens per window.
+N_TEXT_CTX = 448
+MAX_NEW_TOKENS_DEFAULT = N_TEXT_CTX // 2
+
 
 @dataclass
 class DecodingSettings:
@@ -14,7 +18,7 @@ class DecodingSettings:
     task: str = "transcribe"
     beam_size: int = 1
     temperature: float = 0.0  # no temperature fallback
-    max_new_tokens: int | None = None  # None: 224, half of Whisper's text context
+    max_new_tokens: int | None = None  # None: the engine's own limit (applied_decoding() says which)
     timestamps: bool = True
     condition_on_previous_text: bool = True
     vad: bool = False
@@ -57,13 +61,25 @@ class Engine:
     def versions(self) -> dict[str, str]:
         return {}
 
+    def applied_decoding(self) -> dict:
+        """The settings the engine actually applies (after load): the requested ones, with the engine's
+        own values where it cannot honour one. Engines override `_applied_overrides`."""
+        return {**self.settings.as_dict(), **self._applied_overrides()}
+
+    def _applied_overrides(self) -> dict:
+        return {"max_new_tokens": self.settings.max_new_tokens or MAX_NEW_TOKENS_DEFAULT}
+
     def model_path(self, subdir: str) -> Path:
         """The store folder's format subfolder, or the given folder if it already is one."""
         candidate = self.model_dir / subdir
         return candidate if candidate.is_dir() else self.model_dir
 
 
+NOT_INSTALLED = "not installed"
+
+
 def package_versions(*names: str) -> dict[str, str]:
+    """Installed distribution versions by name (the host's model store uses this too)."""
     from importlib import metadata
 
     out = {}
@@ -71,5 +87,5 @@ def package_versions(*names: str) -> dict[str, str]:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = "not installed"
+            out[name] = NOT_INSTALLED
     return out

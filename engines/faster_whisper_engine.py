@@ -5,7 +5,11 @@ import numpy as np
 
 from .base import Engine, FileResult, package_versions
 
-COMPUTE_TYPES = {"fp32": "float32", "float32": "float32", "int8": "int8", "int8_float32": "int8_float32"}
+# variant (engines/registry.py) -> CTranslate2 compute type
+COMPUTE_TYPES = {"fp32": "float32", "int8": "int8"}
+# CTranslate2's Whisper stops a window at the model's text context (448 positions) counted with the prompt;
+# a fixed max_new_tokens plus a 223-token previous-text prompt can exceed it, which it refuses.
+MAX_LENGTH = 448
 
 
 class FasterWhisperEngine(Engine):
@@ -14,8 +18,6 @@ class FasterWhisperEngine(Engine):
     def load(self) -> None:
         from faster_whisper import WhisperModel
 
-        if self.precision not in COMPUTE_TYPES:
-            raise ValueError(f"faster-whisper supports precision {', '.join(COMPUTE_TYPES)}, not {self.precision!r}")
         ct2_dir = self.model_path("ct2")
         if not (ct2_dir / "model.bin").is_file():
             raise FileNotFoundError(f"{ct2_dir / 'model.bin'}: model file is missing")
@@ -23,6 +25,11 @@ class FasterWhisperEngine(Engine):
                                   cpu_threads=self.threads, num_workers=1, local_files_only=True)
         if self.settings.batch_size > 1:
             self.notes.append("batch_size > 1 needs BatchedInferencePipeline, which requires VAD: not used")
+
+    def _applied_overrides(self) -> dict:
+        if self.settings.max_new_tokens:
+            return {}
+        return {"max_new_tokens": f"{MAX_LENGTH} minus the prompt (CTranslate2's limit)"}
 
     def transcribe(self, audio: np.ndarray) -> FileResult:
         s = self.settings
@@ -33,8 +40,8 @@ class FasterWhisperEngine(Engine):
             vad_filter=s.vad, no_speech_threshold=s.no_speech_threshold, log_prob_threshold=None,
             compression_ratio_threshold=None, max_new_tokens=s.max_new_tokens)
         segments = list(segments)
-        n_tokens = sum(1 for seg in segments for t in seg.tokens if t < self.model.hf_tokenizer.token_to_id(
-            "<|endoftext|>"))
+        eot = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
+        n_tokens = sum(1 for seg in segments for t in seg.tokens if t < eot)
         return FileResult(text="".join(seg.text for seg in segments).strip(), n_tokens=n_tokens)
 
     def versions(self) -> dict[str, str]:

@@ -27,8 +27,6 @@ class HfEngine(Engine):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        if self.precision not in ("fp32", "float32"):
-            raise ValueError(f"hf runs fp32 on CPU, not {self.precision!r}")
         torch.set_num_threads(self.threads)
         torch.set_num_interop_threads(1)
         hf_dir = self.model_path("hf")
@@ -40,6 +38,12 @@ class HfEngine(Engine):
             self.notes.append("audio over 30 s is decoded with timestamps: transformers' long-form needs them")
         if self.settings.batch_size > 1:
             self.notes.append("batch_size > 1 not used: files are decoded one at a time")
+
+    def _applied_overrides(self) -> dict:
+        out = {} if self.settings.max_new_tokens else {"max_new_tokens": "448 minus the prompt (transformers' limit)"}
+        if not self.settings.timestamps:
+            out["timestamps"] = "on for audio over 30 s"
+        return out
 
     def transcribe(self, audio: np.ndarray) -> FileResult:
         s = self.settings

@@ -13,14 +13,15 @@ class OpenaiWhisperEngine(Engine):
         import torch
         import whisper
 
-        if self.precision not in ("fp32", "float32"):
-            raise ValueError(f"openai-whisper runs fp32 on CPU, not {self.precision!r}")
         torch.set_num_threads(self.threads)
         torch.set_num_interop_threads(1)
         checkpoints = sorted(self.model_path("openai").glob("*.pt"))
         if not checkpoints:
             raise FileNotFoundError(f"{self.model_path('openai')}: no openai-whisper checkpoint (*.pt)")
         self.model = whisper.load_model(str(checkpoints[0]), device="cpu")
+        from whisper.tokenizer import get_tokenizer
+
+        self.tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages)
 
     def transcribe(self, audio: np.ndarray) -> FileResult:
         s = self.settings
@@ -32,7 +33,7 @@ class OpenaiWhisperEngine(Engine):
             temperature=s.temperature, fp16=False, condition_on_previous_text=s.condition_on_previous_text,
             without_timestamps=not s.timestamps, no_speech_threshold=s.no_speech_threshold,
             logprob_threshold=None, compression_ratio_threshold=None, verbose=None, **options)
-        eot = 50257 if self.model.is_multilingual else 50256
+        eot = self.tokenizer.eot
         n_tokens = sum(1 for seg in result["segments"] for t in seg["tokens"] if t < eot)
         return FileResult(text=result["text"].strip(), n_tokens=n_tokens)
 

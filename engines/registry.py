@@ -1,20 +1,83 @@
-"""Engine name -> class, imported lazily so each container needs only its own engine's packages."""
+"""One spec per engine: everything the project knows about an engine, and nothing else anywhere.
+
+The host (plan, images, compose, Makefile extras, README table, report) and the runner derive their
+tables from `SPECS`; the engine classes are imported lazily (`target`), so importing this module costs
+nothing and each container needs only its own engine's packages.
+
+Adding an engine: its module, one `EngineSpec` below, its dependency group in pyproject.toml; then
+`python -m engines.registry --write` regenerates compose.yaml and README's engine table.
+"""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
-ENGINES = {
-    "ort": "engines.ort.engine:OrtEngine",
-    "hf": "engines.hf_engine:HfEngine",
-    "faster-whisper": "engines.faster_whisper_engine:FasterWhisperEngine",
-    "openai-whisper": "engines.openai_whisper_engine:OpenaiWhisperEngine",
-}
-# The precision each engine runs unless told otherwise.
-DEFAULT_PRECISION = {"ort": "fp32", "hf": "fp32", "faster-whisper": "fp32", "openai-whisper": "fp32"}
+# Decoding conventions: "openai" = sequential 30 s windows that follow each other at the last timestamp,
+# previous text as prompt, the last window zero-padded in log-mel space (openai-whisper, faster-whisper);
+# "hf-pipeline" = the same algorithm in transformers, short clips padded in sample space.
+CONVENTIONS = ("openai", "hf-pipeline")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str
+    target: str                      # "module:Class", imported only when the engine runs
+    variants: dict[str, str]         # variant (precision or build) -> model-store format folder it reads
+    group: str                       # pyproject.toml optional-dependency group its image installs
+    runtime: str                     # one line for README's engine table
+    convention: str = "openai"
+    default_variant: str = "fp32"
+
+    def __post_init__(self):
+        if self.default_variant not in self.variants:
+            raise ValueError(f"{self.name}: default variant {self.default_variant!r} is not one of its variants")
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"{self.name}: unknown convention {self.convention!r}")
+
+    def check_variant(self, variant: str) -> str:
+        """The variant's store format, or ValueError naming the ones this engine has."""
+        if variant not in self.variants:
+            raise ValueError(f"{self.name} supports precision {', '.join(self.variants)}, not {variant!r}")
+        return self.variants[variant]
+
+    def engine_class(self):
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+SPECS: dict[str, EngineSpec] = {s.name: s for s in (
+    EngineSpec("ort", "engines.ort.engine:OrtEngine", {"fp32": "onnx", "int8": "onnx-int8"}, "engine-ort",
+               "the project's own pipeline on ONNX Runtime: numpy log-mel, KV-cached decoder, greedy and beam "
+               "search, timestamp rules, sequential 30 s windows for long audio; no Hugging Face code at run time"),
+    EngineSpec("faster-whisper", "engines.faster_whisper_engine:FasterWhisperEngine",
+               {"fp32": "ct2", "int8": "ct2"}, "engine-faster-whisper", "CTranslate2 (compute type float32 or int8)"),
+    EngineSpec("openai-whisper", "engines.openai_whisper_engine:OpenaiWhisperEngine", {"fp32": "openai"},
+               "engine-openai-whisper", "the reference implementation on PyTorch; the default accuracy baseline"),
+    EngineSpec("hf", "engines.hf_engine:HfEngine", {"fp32": "hf"}, "engine-hf",
+               "the transformers automatic-speech-recognition pipeline on PyTorch", convention="hf-pipeline"),
+)}
+# The engine whose transcripts every other run is compared with (and whose fp32 run is the baseline row).
+BASELINE_ENGINE = "openai-whisper"
+
+
+def spec(name: str) -> EngineSpec:
+    if name not in SPECS:
+        raise ValueError(f"unknown engine {name!r}: choose one of {', '.join(SPECS)}")
+    return SPECS[name]
 
 
 def engine_class(name: str):
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
-    module, cls = ENGINES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return spec(name).engine_class()
+
+
+def host_extras() -> list[str]:
+    """The pyproject extras a development venv installs: model preparation, every engine, the tests."""
+    return ["prepare", *dict.fromkeys(s.group for s in SPECS.values()), "test"]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .generated import main
+
+    sys.exit(main(sys.argv[1:]))

@@ -4,6 +4,10 @@
 
 End-to-end time per file covers audio decoding, features, encoder, decoding and detokenisation;
 model load is timed apart and warm-up runs are not counted.
+
+Cost stays linear in the corpus: each file's row is appended to `inference_per_file.jsonl` as it
+finishes (a crash keeps every finished row), and the aggregate files (`inference_per_file.{csv,json}`,
+the final `inference_summary.json`) are written once, at the end.
 """
 from __future__ import annotations
 
@@ -24,38 +28,31 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, AudioError, list_audio, load_audio
 from .base import DecodingSettings
-from .registry import DEFAULT_PRECISION, ENGINES, engine_class
+from .cpus import bind_threads, visible_cpus
+from .registry import SPECS, spec
+from .results import FileRow, Latency, Status
 
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
-PER_FILE_FIELDS = ["file", "repeat", "audio_s", "features_s", "encode_s", "decode_s", "end_to_end_s", "rtf",
-                   "n_tokens", "text", "error"]
+ROWS_FILE = "inference_per_file.jsonl"
+STAGES = ("features_s", "encode_s", "decode_s")
+LONG_FORM_S = 30.0  # Whisper's window: longer audio runs the sequential long-form path
+
+
 class LoadError(RuntimeError):
     """The engine could not load its model; the message names the engine and the cause."""
 
 
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-def visible_cpus() -> list[int]:
-    # Inside a cpuset os.cpu_count() still sees every host CPU; the affinity mask does not.
-    return sorted(os.sched_getaffinity(0))
-
-
 def write_atomic(path: Path, text: str) -> None:
+    """Temporary name, then rename: a reader never sees half a file, a failed write leaves no debris."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def percentiles(values: list[float]) -> dict:
-    if not values:
-        return {k: None for k in ("mean", "p50", "p90", "p95", "p99", "min", "max", "std")}
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
-            "p95": float(np.percentile(arr, 95)), "p99": float(np.percentile(arr, 99)),
-            "min": float(arr.min()), "max": float(arr.max()), "std": float(arr.std())}
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _threads(text: str) -> int:
@@ -70,13 +67,13 @@ def _threads(text: str) -> int:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engines", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("engine", choices=sorted(ENGINES))
+    p.add_argument("engine", choices=sorted(SPECS))
     p.add_argument("--model-dir", required=True, help="models/whisper-<name> (or one format folder in it)")
     p.add_argument("--model-name", help="name recorded in results (default: from --model-dir)")
     p.add_argument("--audio-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=_threads, required=True, help="N, or auto: every visible CPU")
-    p.add_argument("--precision", help="fp32 or int8 (default per engine: fp32)")
+    p.add_argument("--precision", help="a variant of the engine's spec (default: the spec's default)")
     p.add_argument("--language", default="en")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--beam-size", type=int, default=1)
@@ -102,120 +99,147 @@ def run(args: argparse.Namespace) -> dict:
     if threads > len(cpus):
         notes.append(f"--threads {threads} > {len(cpus)} visible CPUs: configured down to {len(cpus)}")
         threads = len(cpus)
-    for var in THREAD_ENV:
-        os.environ[var] = str(threads)
-    precision = args.precision or DEFAULT_PRECISION[args.engine]
+    bind_threads(threads)  # for engines started in-process; `python -m engines` bound them before numpy
+    engine_spec = spec(args.engine)
+    precision = args.precision or engine_spec.default_variant
     settings = DecodingSettings(language=args.language, task=args.task, beam_size=args.beam_size,
                                 max_new_tokens=args.max_new_tokens, timestamps=args.timestamps,
                                 condition_on_previous_text=args.condition_on_previous_text,
                                 batch_size=args.batch_size)
     model_dir = Path(args.model_dir)
     model_name = args.model_name or model_dir.name.removeprefix("whisper-")
-    engine = engine_class(args.engine)(model_dir, settings, threads, precision)
-    files = list_audio(args.audio_dir)
+    engine = engine_spec.engine_class()(model_dir, settings, threads, precision)
+    audio_root = Path(args.audio_dir)
+    files = list_audio(audio_root)
     if not files:
         raise LoadError(f"{args.audio_dir}: no audio files (missing, empty or unreadable by uid {os.getuid()})")
 
     summary = {
-        "schema_version": 1, "engine": args.engine, "convention": engine.convention, "model": model_name,
+        "schema_version": 1, "engine": args.engine, "convention": engine_spec.convention, "model": model_name,
         "model_dir": str(model_dir), "variant": engine.variant, "precision": precision,
         "decoding": settings.as_dict(), "threads": threads, "threads_requested": args.threads,
         "cpuset": cpus, "n_visible_cpus": len(cpus), "warmup": args.warmup, "repeats": args.repeats,
         "environment": {"python": platform.python_version(), "platform": platform.platform(),
                         "processor": platform.processor() or platform.machine()},
-        "status": "running", "n_files": len(files),
+        "status": str(Status.RUNNING), "n_files": len(files),
     }
+    write_atomic(out_dir / "inference_summary.json", json.dumps(summary, indent=2) + "\n")
     t0 = time.perf_counter()
     try:
+        engine_spec.check_variant(precision)
         engine.load()
     except Exception as exc:
-        summary.update(status="load_failed", error=f"{type(exc).__name__}: {exc}", notes=notes + engine.notes)
-        _write_results(out_dir, [], summary)
+        summary.update(status=str(Status.LOAD_FAILED), error=f"{type(exc).__name__}: {exc}",
+                       notes=notes + engine.notes)
+        write_atomic(out_dir / "inference_summary.json", json.dumps(summary, indent=2) + "\n")
         raise LoadError(f"{type(exc).__name__}: {exc}" if not isinstance(exc, (FileNotFoundError, ValueError))
                         else str(exc)) from exc
     summary["model_load_s"] = time.perf_counter() - t0
     summary["versions"] = {"engine": engine.versions(), "numpy": np.__version__}
+    summary["decoding_applied"] = engine.applied_decoding()
+    summary.update(_warm_up(engine, files, args.warmup, audio_root))
 
-    rows: list[dict] = []
-    audio_cache: dict[Path, np.ndarray | str] = {}
-    if files and args.warmup:
-        # The smallest file that decodes: warm-up loads libraries and caches, it need not be long.
-        warm = next((f for f in sorted(files, key=lambda f: f.stat().st_size)
-                     if _safe_load(f, audio_cache) is not None), None)
-        t_warm = time.perf_counter()
-        for _ in range(args.warmup if warm is not None else 0):
-            engine.transcribe(audio_cache[warm])
-        summary.update(warmup_file=str(warm.relative_to(args.audio_dir)) if warm else None,
-                       warmup_s=time.perf_counter() - t_warm)
-    for repeat in range(args.repeats):
-        for path in files:
-            rows.append(_run_one(engine, path, repeat, Path(args.audio_dir)))
-            _write_results(out_dir, rows, summary)  # a crash later loses nothing done so far
-    summary.update(_aggregate(rows, args.repeats))
-    summary["status"] = "ok" if summary["failures"] == 0 else ("failed" if summary["n_ok"] == 0 else "partial")
+    rows: list[FileRow] = []
+    with open(out_dir / ROWS_FILE, "w", encoding="utf-8") as log:
+        for repeat in range(args.repeats):
+            for path in files:
+                row = _run_one(engine, path, repeat, audio_root)
+                rows.append(row)
+                log.write(json.dumps(row.to_dict()) + "\n")
+                log.flush()  # the row survives the process: a crash loses nothing finished
+    summary.update(aggregate(rows, args.repeats))
+    summary["status"] = str(Status.OK if summary["failures"] == 0 else
+                            Status.FAILED if summary["n_ok"] == 0 else Status.PARTIAL)
     summary["notes"] = notes + engine.notes
     summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _write_results(out_dir, rows, summary)
+    _validate(summary)
+    write_results(out_dir, rows, summary)
     return summary
 
 
-def _safe_load(path: Path, cache: dict):
-    try:
-        cache[path] = load_audio(path)
-        return cache[path]
-    except AudioError:
-        return None
+def _warm_up(engine, files: list[Path], warmup: int, audio_root: Path) -> dict:
+    """Untimed runs on the smallest file that decodes and, when the corpus has one, the smallest
+    long-form file, so that both code paths are warm before timing starts."""
+    if not warmup:
+        return {"warmup_files": [], "warmup_s": 0.0}
+    decoded = []
+    for path in sorted(files, key=lambda f: f.stat().st_size):
+        try:
+            audio = load_audio(path)
+        except AudioError:
+            continue
+        long_form = audio.shape[0] / SAMPLE_RATE > LONG_FORM_S
+        if not any(lf == long_form for _, _, lf in decoded):
+            decoded.append((path, audio, long_form))
+        if len(decoded) == 2:
+            break
+    start = time.perf_counter()
+    for _ in range(warmup):
+        for _path, audio, _lf in decoded:
+            engine.transcribe(audio)
+    names = [str(p.relative_to(audio_root)) for p, _, _ in decoded]
+    return {"warmup_files": names, "warmup_file": names[0] if names else None,
+            "warmup_s": time.perf_counter() - start}
 
 
-def _run_one(engine, path: Path, repeat: int, audio_root: Path) -> dict:
-    row = {"file": str(path.relative_to(audio_root)), "repeat": repeat, "audio_s": None, "features_s": None,
-           "encode_s": None, "decode_s": None, "end_to_end_s": None, "rtf": None, "n_tokens": None,
-           "text": "", "error": ""}
+def _run_one(engine, path: Path, repeat: int, audio_root: Path) -> FileRow:
+    row = FileRow(file=str(path.relative_to(audio_root)), repeat=repeat)
     start = time.perf_counter()
     try:
         audio = load_audio(path)
-        row["audio_s"] = audio.shape[0] / SAMPLE_RATE
+        row.audio_s = audio.shape[0] / SAMPLE_RATE
         result = engine.transcribe(audio)
     except AudioError as exc:
-        row["error"] = f"audio: {exc}"
+        row.error = f"audio: {exc}"
         return row
     except Exception as exc:  # an engine failure on one file is a row, never the end of the run
-        row["error"] = f"{type(exc).__name__}: {exc}"
+        row.error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc(file=sys.stderr)
         return row
     elapsed = time.perf_counter() - start
-    row.update(end_to_end_s=elapsed, rtf=elapsed / row["audio_s"] if row["audio_s"] else None,
-               n_tokens=result.n_tokens, text=result.text, **{k: result.stage_s.get(k) for k in
-                                                              ("features_s", "encode_s", "decode_s")})
+    row.end_to_end_s, row.rtf = elapsed, elapsed / row.audio_s if row.audio_s else None
+    row.n_tokens, row.text = result.n_tokens, result.text
+    row.features_s, row.encode_s, row.decode_s = (result.stage_s.get(k) for k in STAGES)
     return row
 
 
-def _aggregate(rows: list[dict], repeats: int) -> dict:
-    ok = [r for r in rows if not r["error"]]
-    e2e = [r["end_to_end_s"] for r in ok]
-    total_audio = sum(r["audio_s"] for r in ok) / repeats
-    total_proc = sum(e2e) / repeats
+def aggregate(rows: list[FileRow], repeats: int) -> dict:
+    """RTF is processing over audio of the same (ok) rows, so a file that failed in one repeat only
+    counts in neither; total_audio_s is the corpus audio transcribed, each file once."""
+    ok = [r for r in rows if not r.error]
+    e2e = [r.end_to_end_s for r in ok]
+    audio_ok = sum(r.audio_s for r in ok)
+    rtf = sum(e2e) / audio_ok if audio_ok else None
+    total_audio = sum({r.file: r.audio_s for r in ok}.values())
+    stage_totals = {k: (sum(getattr(r, k) for r in ok if getattr(r, k) is not None) / repeats
+                        if any(getattr(r, k) is not None for r in ok) else None) for k in STAGES}
     return {
         "n_ok": len(ok), "failures": len(rows) - len(ok),
-        "failed_files": sorted({r["file"] for r in rows if r["error"]}),
-        "total_audio_s": total_audio, "total_processing_s": total_proc,
-        "end_to_end_s": percentiles(e2e),
-        "rtf": total_proc / total_audio if total_audio else None,
-        "rtfx": total_audio / total_proc if total_proc else None,
-        "n_tokens": sum(r["n_tokens"] for r in ok) // repeats,
-        "stage_totals_s": {k: (sum(r[k] for r in ok if r[k] is not None) / repeats
-                               if any(r[k] is not None for r in ok) else None)
-                           for k in ("features_s", "encode_s", "decode_s")},
+        "failed_files": sorted({r.file for r in rows if r.error}),
+        "total_audio_s": total_audio, "total_processing_s": rtf * total_audio if rtf is not None else 0.0,
+        "end_to_end_s": Latency.from_values(e2e).to_dict(),
+        "rtf": rtf, "rtfx": 1 / rtf if rtf else None,
+        "n_tokens": sum(r.n_tokens for r in ok) // repeats,
+        "stage_totals_s": stage_totals,
     }
 
 
-def _write_results(out_dir: Path, rows: list[dict], summary: dict) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=PER_FILE_FIELDS)
+def _validate(summary: dict) -> None:
+    """The summary is checked against its JSON Schema when written (jsonschema is in every engine group)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    jsonschema.validate(summary, json.loads(SCHEMA_PATH.read_text()))
+
+
+def write_results(out_dir: Path, rows: list[FileRow], summary: dict) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=FileRow.field_names())
     writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(out_dir / "inference_per_file.csv", buf.getvalue())
-    write_atomic(out_dir / "inference_per_file.json", json.dumps(rows, indent=1) + "\n")
+    writer.writerows(r.to_dict() for r in rows)
+    write_atomic(out_dir / "inference_per_file.csv", text.getvalue())
+    write_atomic(out_dir / "inference_per_file.json", json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
     write_atomic(out_dir / "inference_summary.json", json.dumps(summary, indent=2) + "\n")
 
 

@@ -4,9 +4,9 @@ from argparse import Namespace
 import pytest
 
 from harness.errors import UserError
-from harness.plan import (build_config, choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list,
-                          parse_engines, plan_cells)
-from harness.timev import parse_time_v
+from harness.run.config import build_config, parse_engines, plan_cells
+from harness.run.cpus import choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list
+from harness.run.time_v import parse_time_v
 
 
 def fake_sysfs(root, topology):
@@ -59,8 +59,8 @@ def test_engines_expand_to_variants():
 
 
 def blank_args(**kw):
-    names = ("cores_list", "cpuset", "sut", "memory_gb", "engines", "model", "repeats", "warmup", "timeout",
-             "heartbeat", "results", "models_dir", "audio_dir")
+    names = ("cores_list", "cpuset", "sut", "memory_gb", "engines", "model", "repeats", "max_rounds", "seed",
+             "warmup", "timeout", "heartbeat", "quiet_busy", "quiet_wait", "results", "models_dir", "audio_dir")
     return Namespace(**{n: kw.get(n) for n in names}, engine_args=[])
 
 
@@ -68,11 +68,11 @@ def test_environment_configures_and_flags_win():
     env = {"CORES_LIST": "1", "SUT_NAME": "my box/1", "MEMORY_GB": "4", "ENGINES": "ort:int8", "REPEATS": "3",
            "WARMUP": "0", "MODEL_PROGRESS_INTERVAL_SEC": "7", "CPUSET": "0"}
     config = build_config(blank_args(), env)
-    assert (config.sut, config.memory_gb, config.engines, config.repeats, config.warmup, config.heartbeat_s) == \
+    assert (config.sut, config.memory_gb, config.engines, config.rounds, config.warmup, config.heartbeat_s) == \
         ("my-box-1", 4.0, [("ort", "int8")], 3, 0, 7.0)
     assert config.shape_dir(1).parts[-2:] == ("my-box-1", "container_1c4g")
-    assert build_config(blank_args(repeats="2"), env).repeats == 2
-    assert [(c.engine, c.cores, c.cpuset) for c, _ in plan_cells(config)] == [("ort", 1, (0,))]
+    assert build_config(blank_args(repeats="2"), env).rounds == 2
+    assert [(c.engine, c.cores, c.cpuset) for c in plan_cells(config)] == [("ort", 1, (0,))]
 
 
 def test_bad_configuration_is_refused():

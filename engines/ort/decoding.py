@@ -12,8 +12,6 @@ import numpy as np
 
 from .tokenizer import Tokenizer
 
-# Timestamps may start at most 1 s into a window: 1.0 s / 0.02 s per timestamp token.
-MAX_INITIAL_TIMESTAMP_INDEX = 50
 NEG_INF = -np.inf
 
 
@@ -76,7 +74,7 @@ class LogitFilter:
                 logits[k, ts:last] = NEG_INF
         if len(tokens[0]) == self.sample_begin:
             logits[:, :ts] = NEG_INF
-            logits[:, ts + MAX_INITIAL_TIMESTAMP_INDEX + 1:] = NEG_INF
+            logits[:, ts + self.tok.max_initial_timestamp_index + 1:] = NEG_INF
         logprobs = log_softmax(logits)
         for k in range(logits.shape[0]):
             ts_logprob = np.logaddexp.reduce(logprobs[k, ts:])
@@ -130,7 +128,7 @@ def _beam(model, logits, cache, initial, tok, logit_filter, sample_len, n_text_c
     seqs = [list(initial) for _ in range(beam)]
     sum_logprobs = np.zeros(beam)
     finished: dict[tuple[int, ...], float] = {}
-    for step in range(sample_len):
+    for _step in range(sample_len):
         logit_filter(logits, seqs)
         logprobs = log_softmax(logits)
         scores, sources = {}, {}

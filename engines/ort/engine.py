@@ -4,21 +4,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Engine, FileResult, package_versions
+from ..registry import spec
 from .decoding import DecodeOptions
 from .model import OrtWhisper
 from .tokenizer import Tokenizer
 from .transcribe import transcribe
-
-PRECISION_DIRS = {"fp32": "onnx", "int8": "onnx-int8"}
 
 
 class OrtEngine(Engine):
     name = "ort"
 
     def load(self) -> None:
-        if self.precision not in PRECISION_DIRS:
-            raise ValueError(f"ort supports precision {', '.join(PRECISION_DIRS)}, not {self.precision!r}")
-        onnx_dir = self.model_path(PRECISION_DIRS[self.precision])
+        onnx_dir = self.model_path(spec(self.name).check_variant(self.precision))
         self.model = OrtWhisper(onnx_dir, self.threads)
         self.tokenizer = Tokenizer(onnx_dir / "tokenizer.json", self.model.generation_config)
         s = self.settings

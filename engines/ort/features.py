@@ -17,7 +17,6 @@ HOP_LENGTH = 160  # 10 ms hop
 CHUNK_LENGTH = 30  # seconds in one encoder window
 N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples per window
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames per window
-FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:

@@ -34,17 +34,17 @@ class Tokenizer:
         self.eot = special["<|endoftext|>"]
         self.sot = special["<|startoftranscript|>"]
         self.sot_prev = special["<|startofprev|>"]
-        self.sot_lm = special["<|startoflm|>"]
         self.transcribe = special["<|transcribe|>"]
         self.translate = special["<|translate|>"]
         self.no_timestamps = special["<|notimestamps|>"]
-        self.no_speech = special.get("<|nospeech|>", special.get("<|nocaptions|>"))
         self.timestamp_begin = special["<|0.00|>"]
         self.lang_to_id = generation_config.get("lang_to_id") or {}
         self.is_multilingual = bool(generation_config.get("is_multilingual"))
         self.suppress_tokens = list(generation_config.get("suppress_tokens") or [])
         self.begin_suppress_tokens = list(generation_config.get("begin_suppress_tokens") or [220, self.eot])
         self.vocab_size = max(self.id_to_token) + 1
+        # The generation config carries it (written by harness/models/hf_format.py); 50 = 1.0 s / 0.02 s.
+        self.max_initial_timestamp_index = int(generation_config.get("max_initial_timestamp_index", 50))
 
     def sot_sequence(self, language: str | None, task: str) -> list[int]:
         seq = [self.sot]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from .decoding import DecodeOptions, decode
 from .features import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
-from ..audio import SAMPLE_RATE
 
 # Encoder frames per output position: conv2 has stride 2, so 3000 mel frames become 1500 positions.
 INPUT_STRIDE = 2

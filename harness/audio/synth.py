@@ -13,11 +13,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from engines.audio import SAMPLE_RATE
+
 from ..errors import UserError
 from ..models.store import sha256_file
 from .texts import SENTENCES
 
-SAMPLE_RATE = 16000
 SEED = 20261121
 # espeak-ng speaks about 15 % faster than its words-per-minute setting, pauses included.
 ESPEAK_RATE_FACTOR = 1.15

@@ -16,8 +16,6 @@ import numpy as np
 
 from .ct2_reader import Ct2Model, ModelFileError
 
-# Whisper's fixed context sizes: 30 s of audio is 3000 mel frames, halved by conv2's stride.
-N_AUDIO_CTX = 1500
 ENGLISH_ONLY_VOCAB = 51864  # 51865 for the multilingual models (one more language token)
 _LAYER = re.compile(r"^(encoder|decoder)/layer_(\d+)/")
 

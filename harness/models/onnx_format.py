@@ -1,4 +1,6 @@
-"""ONNX (fp32, exported with optimum) and int8 (ONNX Runtime 8-bit block-wise weight quantisation) formats.
+"""ONNX formats: fp32 exported with optimum (encoder, decoder, decoder-with-past), the cross-attention
+K/V graph `cross_kv_model.onnx` built from the same weights (so `ort` never loads the first-step
+decoder), and int8 as 8-bit block-wise weights (MatMulNBits, blocks of 32, int8 compute).
 
 Heavy imports stay inside functions: this module runs only under `models prepare`.
 """

@@ -24,9 +24,6 @@ class SourceError(UserError):
 class PypiSource:
     packages: tuple[tuple[str, str], ...]  # (name, version), in part order
 
-    def describe(self) -> str:
-        return " + ".join(f"{n}=={v}" for n, v in self.packages)
-
 
 @dataclass(frozen=True)
 class ModelInfo:

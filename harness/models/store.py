@@ -2,8 +2,9 @@
 
     ct2/        CTranslate2 float16 as shipped (model.bin, config.json, tokenizer.json)
     hf/         Hugging Face safetensors, configs, tokenizer with timestamp tokens
-    onnx/       encoder, decoder, decoder-with-past, fp32 (optimum export)
-    onnx-int8/  the same, per-channel dynamic int8
+    onnx/       encoder, decoder, decoder-with-past (fp32, optimum export) and cross_kv_model, the
+                cross-attention K/V projections alone, so that `ort` loads one decoder
+    onnx-int8/  the same, 8-bit block-wise weights (MatMulNBits, blocks of 32)
     openai/<name>.pt   loadable by whisper.load_model
     manifest.json      source, converter versions, sha256 and size of every file
 
@@ -12,8 +13,6 @@ interrupted run never leaves a folder that looks prepared.
 """
 from __future__ import annotations
 
-from ..errors import UserError
-
 import datetime as dt
 import errno
 import hashlib
@@ -21,8 +20,11 @@ import json
 import os
 import shutil
 import time
-from importlib import metadata
 from pathlib import Path
+
+from engines.base import NOT_INSTALLED, package_versions
+
+from ..errors import UserError
 
 from .ct2_reader import ModelFileError
 
@@ -92,13 +94,7 @@ def make_readable(root: Path) -> None:
 
 
 def _versions(names) -> dict[str, str]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {k: v for k, v in package_versions(*names).items() if v != NOT_INSTALLED}
 
 
 def _check_disk(models_dir: Path, need_bytes: int) -> None:

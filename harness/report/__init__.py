@@ -1,26 +1,51 @@
-"""`python -m harness report`: tables, plots and RESULTS.md, rebuilt from `results/` alone."""
+"""`python -m harness report`: tables, plots and RESULTS.md, rebuilt from `results/` alone.
+
+One `Report` (rows, the cells' records, the comparisons) is built once; every exporter reads it.
+A new output is one exporter class with `name` and `export(report) -> list[Path]`, added to EXPORTERS.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .collect import collect
-from .plots import plot_sut
-from .results_md import render_block, sut_section, update_results_md
-from .tables import write_tables
+from ..layout import RESULTS_MD
+from .answer import add_derived, records_by_id
+from .cells import collect_cells
+from .plots import PlotsExporter
+from .results_md import ResultsMdExporter
+from .rows import row_from_cell
+from .tables import TablesExporter
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+EXPORTERS = [TablesExporter(), PlotsExporter(), ResultsMdExporter()]  # plots before RESULTS.md links them
 
 
-def write_report(results: Path, results_md: Path | None = None) -> list[dict]:
-    results_md = results_md or ROOT / "RESULTS.md"
-    rows = collect(results)
-    write_tables(results, rows)
-    sections = []
-    for sut in sorted({r["sut"] for r in rows}):
-        group = [r for r in rows if r["sut"] == sut]
-        plots = plot_sut(sut, group, results / "plots")
-        sections.append(sut_section(sut, group, results, plots, results_md.parent))
-    changed = update_results_md(results_md, render_block(sections))
-    print(f"report: {len(rows)} runs, {len(sections)} SUT(s); {results_md} "
-          f"{'updated' if changed else 'unchanged'}")
-    return rows
+@dataclass
+class Report:
+    results: Path
+    results_md: Path
+    rows: list[dict]
+    records: dict
+    comparisons: dict
+    plots: dict = field(default_factory=dict)
+    results_md_changed: bool = False
+
+    @property
+    def suts(self) -> list[str]:
+        return sorted({r["sut"] for r in self.rows})
+
+
+def build_report(results: Path, results_md: Path | None = None) -> Report:
+    records = collect_cells(results)
+    rows = [row_from_cell(r) for r in records]
+    rows.sort(key=lambda r: (r["sut"], r["cores"] or 0, r["memory_gb"] or 0, r["engine"] or "", r["variant"] or ""))
+    comparisons = add_derived(rows)
+    return Report(results, results_md or RESULTS_MD, rows, records_by_id(records), comparisons)
+
+
+def write_report(results: Path, results_md: Path | None = None, exporters=None) -> list[dict]:
+    report = build_report(results, results_md)
+    for exporter in exporters or EXPORTERS:
+        exporter.export(report)
+    print(f"report: {len(report.rows)} cells, {len(report.suts)} SUT(s); {report.results_md} "
+          f"{'updated' if report.results_md_changed else 'unchanged'}")
+    return report.rows

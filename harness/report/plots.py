@@ -1,4 +1,5 @@
-"""PNG charts per SUT under results/plots/: scaling, latency, memory, and the speed/accuracy Pareto front."""
+"""Exporter: PNG charts per SUT under results/plots/: scaling (with 95 % interval bars), latency, memory,
+and the speed/accuracy Pareto front."""
 from __future__ import annotations
 
 import io
@@ -19,7 +20,7 @@ def _pyplot():
 
 
 def _ok(rows):
-    return [r for r in rows if r["status"] in ("ok", "partial") and r["rtf"]]
+    return [r for r in rows if r["status"] == "ok" and r["rtf"]]
 
 
 def _save(fig, path: Path) -> None:
@@ -64,9 +65,12 @@ def plot_sut(sut: str, rows: list[dict], out_dir: Path) -> dict[str, Path]:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for cell, group in _by_cell(ok).items():
-        ax.plot([r["cores"] for r in group], [r["rtf"] for r in group], marker="o", label=cell)
-    ax.set(xlabel="cores (= threads)", ylabel="RTF (processing time / audio time, lower is faster)",
-           title=f"{sut}: scaling with cores")
+        low = [r["rtf"] - (r.get("rtf_ci_low") or r["rtf"]) for r in group]
+        high = [(r.get("rtf_ci_high") or r["rtf"]) - r["rtf"] for r in group]
+        ax.errorbar([r["cores"] for r in group], [r["rtf"] for r in group], yerr=[low, high], marker="o",
+                    capsize=3, label=cell)
+    ax.set(xlabel="cores (logical CPUs = threads)",
+           ylabel="RTF, median of rounds (bars: 95 % interval)", title=f"{sut}: scaling with cores")
     ax.set_xticks(sorted({r["cores"] for r in ok}) or [1])
     ax.grid(alpha=0.3)
     if ok:
@@ -81,11 +85,11 @@ def plot_sut(sut: str, rows: list[dict], out_dir: Path) -> dict[str, Path]:
     _save(fig, paths["latency"])
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    measured = [r for r in rows if r.get("peak_rss_mb") or r.get("container_peak_mb")]
-    _grouped_bars(axes[0], [r for r in measured if r.get("peak_rss_mb")], "peak_rss_mb")
-    axes[0].set(ylabel="MB", title="peak RSS of the engine process (time -v)")
-    _grouped_bars(axes[1], [r for r in measured if r.get("container_peak_mb")], "container_peak_mb")
-    axes[1].set(ylabel="MB", title="container peak memory (cgroup, incl. page cache)")
+    measured = [r for r in rows if r.get("peak_rss_mib") or r.get("container_peak_mib")]
+    _grouped_bars(axes[0], [r for r in measured if r.get("peak_rss_mib")], "peak_rss_mib")
+    axes[0].set(ylabel="MiB", title="peak RSS of the engine process (time -v)")
+    _grouped_bars(axes[1], [r for r in measured if r.get("container_peak_mib")], "container_peak_mib")
+    axes[1].set(ylabel="MiB", title="container peak (cgroup, page cache incl., cold start)")
     if measured:
         axes[1].legend(fontsize=8)
     fig.suptitle(f"{sut}: memory")
@@ -120,3 +124,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
             front.append((x, y))
             best = y
     return front
+
+
+class PlotsExporter:
+    name = "plots"
+
+    def export(self, report) -> list[Path]:
+        written = []
+        for sut in report.suts:
+            report.plots[sut] = plot_sut(sut, [r for r in report.rows if r["sut"] == sut], report.results / "plots")
+            written += list(report.plots[sut].values())
+        return written

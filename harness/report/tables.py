@@ -1,4 +1,4 @@
-"""summary_table.{md,csv} per SUT and container shape, and results/merged.csv across all of them."""
+"""Exporters for tables: summary_table.{md,csv} per SUT and container shape, and results/merged.csv."""
 from __future__ import annotations
 
 import csv
@@ -8,45 +8,17 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ..files import write_atomic
-
-# (key, markdown header, markdown format); the CSV keeps every key at full precision.
-COLUMNS = [
-    ("engine", "engine", "{}"), ("model", "model", "{}"), ("variant", "variant", "{}"),
-    ("precision", "precision", "{}"), ("cores", "cores", "{}"), ("threads", "threads", "{}"),
-    ("status", "status", "{}"),
-    ("p50_s", "p50 s", "{:.3f}"), ("p95_s", "p95 s", "{:.3f}"), ("rtf", "RTF", "{:.4f}"), ("rtfx", "RTFx", "{:.1f}"),
-    ("load_s", "load s", "{:.2f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
-    ("container_peak_mb", "container peak MB", "{:.0f}"),
-    ("wer", "WER %", "pct"), ("cer", "CER %", "pct"), ("wer_vs_baseline", "WER vs baseline %", "pct"),
-    ("accuracy_gate", "accuracy gate", "{}"), ("speedup", "speed-up", "{:.2f}x"),
-    ("efficiency", "efficiency", "pct0"), ("audio_h_per_core_h", "audio h / core h", "{:.1f}"),
-    ("decoding_diff", "decoding differs", "{}"), ("error", "error", "{}"),
-]
-CSV_EXTRA = ["sut", "shape", "cell", "memory_gb", "cpuset", "n_files", "n_ok", "failures", "mean_s",
-             "total_audio_s", "processing_s", "host_wall_s", "harness_overhead_s", "container_overhead_s"]
+from .columns import CSV, TABLE, Column, columns_for, fmt
 
 
-def fmt(value, spec: str) -> str:
-    if value is None or value == "":
-        return ""
-    if spec == "pct":
-        return f"{100 * value:.2f}"
-    if spec == "pct0":
-        return f"{100 * value:.0f}%"
-    try:
-        return spec.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
-def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
-    used = [c for c in columns if any(r.get(c[0]) not in (None, "") for r in rows)] or columns[:1]
-    body = [[fmt(r.get(key), spec).replace("|", "\\|") for key, _, spec in used] for r in rows]
-    return tabulate(body, headers=[h for _, h, _ in used], tablefmt="github", disable_numparse=True) + "\n"
+def markdown_table(rows: list[dict], columns: list[Column]) -> str:
+    used = [c for c in columns if any(r.get(c.key) not in (None, "") for r in rows)] or columns[:1]
+    body = [[fmt(r.get(c.key), c.fmt).replace("|", "\\|") for c in used] for r in rows]
+    return tabulate(body, headers=[c.header for c in used], tablefmt="github", disable_numparse=True) + "\n"
 
 
 def csv_text(rows: list[dict]) -> str:
-    keys = [c[0] for c in COLUMNS] + CSV_EXTRA
+    keys = [c.key for c in columns_for(CSV)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -55,17 +27,21 @@ def csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_tables(results: Path, rows: list[dict]) -> list[Path]:
-    written = []
-    shapes: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        shapes.setdefault((row["sut"], row["shape"]), []).append(row)
-    for (sut, shape), group in shapes.items():
-        folder = results / sut / shape
-        title = f"# {sut} / {shape}\n\n"
-        write_atomic(folder / "summary_table.md", title + markdown_table(group), only_if_changed=True)
-        write_atomic(folder / "summary_table.csv", csv_text(group), only_if_changed=True)
-        written += [folder / "summary_table.md", folder / "summary_table.csv"]
-    write_atomic(results / "merged.csv", csv_text(rows), only_if_changed=True)
-    written.append(results / "merged.csv")
-    return written
+class TablesExporter:
+    name = "tables"
+
+    def export(self, report) -> list[Path]:
+        written = []
+        shapes: dict[tuple[str, str], list[dict]] = {}
+        for row in report.rows:
+            shapes.setdefault((row["sut"], row["shape"]), []).append(row)
+        for (sut, shape), group in shapes.items():
+            folder = report.results / sut / shape
+            title = f"# {sut} / {shape}\n\n"
+            write_atomic(folder / "summary_table.md", title + markdown_table(group, columns_for(TABLE)),
+                         only_if_changed=True)
+            write_atomic(folder / "summary_table.csv", csv_text(group), only_if_changed=True)
+            written += [folder / "summary_table.md", folder / "summary_table.csv"]
+        write_atomic(report.results / "merged.csv", csv_text(report.rows), only_if_changed=True)
+        written.append(report.results / "merged.csv")
+        return written

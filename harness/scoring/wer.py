@@ -37,7 +37,7 @@ def count_errors(reference: str, hypothesis: str) -> Counts:
                   w.insertions, len(reference), c.substitutions + c.deletions + c.insertions)
 
 
-def score_pairs(pairs: list[tuple[str, str, str]]) -> dict:
+def score_pairs(pairs: list[tuple[str, str, str]], normalize=normalize) -> dict:
     """pairs: (key, reference, hypothesis) raw texts. Returns corpus metrics and per-file rows."""
     rows, counts = [], []
     for key, ref, hyp in pairs:

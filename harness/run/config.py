@@ -1,0 +1,198 @@
+"""What a comparison runs: configuration from flags and environment, and the list of cells.
+
+A cell is one engine variant at one core count, in
+`results/<SUT_NAME>/container_<cores>c<mem>g/<engine>-<model>-<variant>/`; each round runs it once,
+in its own container, into `round-<k>/`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engines.registry import SPECS
+
+from ..errors import UserError
+from ..layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS, cell_name, shape_name
+from .cpus import choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list, usable_cpus
+
+DEFAULT_MODEL = "tiny.en"
+DEFAULT_MEMORY_GB = 8
+DEFAULT_TIMEOUT_S = 3600
+DEFAULT_HEARTBEAT_S = 30
+# Three rounds is the fewest that give a median and a spread; ties among the leaders get more, up to
+# MAX_ROUNDS, so that the answer separates where the machine allows it.
+DEFAULT_ROUNDS = 3
+DEFAULT_MAX_ROUNDS = 5
+# A cell's CPUs count as busy when another process used more than this share of them over the sample.
+DEFAULT_QUIET_BUSY = 0.10
+DEFAULT_QUIET_WAIT_S = 30
+
+
+@dataclass(frozen=True)
+class Cell:
+    engine: str
+    variant: str
+    cores: int
+    cpuset: tuple[int, ...]
+    smt: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def name(self, model: str) -> str:
+        return cell_name(self.engine, model, self.variant)
+
+    def key(self) -> str:
+        return f"{self.engine}:{self.variant}@{self.cores}"
+
+
+@dataclass
+class Config:
+    sut: str
+    model: str
+    engines: list[tuple[str, str]]          # (engine, variant) in plan order
+    cores_list: list[int]
+    cpu_pool: list[int]                      # host CPUs the cpusets are drawn from
+    memory_gb: float
+    rounds: int = DEFAULT_ROUNDS             # REPEATS: every cell runs once per round
+    max_rounds: int = DEFAULT_MAX_ROUNDS     # tied leaders get extra rounds up to this
+    seed: int = 0                            # shuffles each round's order; recorded in plan.json
+    warmup: int = 1
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    quiet_busy: float = DEFAULT_QUIET_BUSY
+    quiet_wait_s: float = DEFAULT_QUIET_WAIT_S
+    results_dir: Path = DEFAULT_RESULTS
+    models_dir: Path = DEFAULT_MODELS
+    audio_dir: Path = DEFAULT_AUDIO
+    engine_args: list[str] = field(default_factory=list)
+
+    @property
+    def model_dir(self) -> Path:
+        from ..models.store import model_dir
+
+        return model_dir(self.models_dir, self.model)
+
+    @property
+    def sut_dir(self) -> Path:
+        return self.results_dir / self.sut
+
+    def shape_dir(self, cores: int) -> Path:
+        return self.sut_dir / shape_name(cores, self.memory_gb)
+
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.shape_dir(cell.cores) / cell.name(self.model)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("results_dir", "models_dir", "audio_dir"):
+            d[k] = str(d[k])
+        return d
+
+
+def parse_engines(text: str | None) -> list[tuple[str, str]]:
+    """'ort faster-whisper:int8' -> [(ort, fp32), (ort, int8), (faster-whisper, int8)]; empty: all."""
+    items = (text or "").replace(",", " ").split()
+    if not items:
+        items = list(SPECS)
+    out = []
+    for item in items:
+        engine, _, variant = item.partition(":")
+        if engine not in SPECS:
+            raise UserError(f"ENGINES: unknown engine {engine!r}; choose from {', '.join(SPECS)}")
+        variants = [variant] if variant else list(SPECS[engine].variants)
+        for v in variants:
+            if v not in SPECS[engine].variants:
+                raise UserError(f"ENGINES: {engine} has no variant {v!r}; it has "
+                                f"{', '.join(SPECS[engine].variants)}")
+            if (engine, v) not in out:
+                out.append((engine, v))
+    return out
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise UserError(f"{what} {text!r}: expected whole numbers such as \"1 2 4\"") from None
+    if any(v < 1 for v in values):
+        raise UserError(f"{what} {text!r}: core counts must be at least 1")
+    return values
+
+
+def _number(value, what: str, kind=float, minimum=0):
+    try:
+        v = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what}={value!r} is not a number") from None
+    if v < minimum:
+        raise UserError(f"{what}={value!r} must be at least {minimum}")
+    return v
+
+
+def host_memory_gb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def build_config(args, env=os.environ) -> Config:
+    """Flags win over the environment variables (CORES_LIST, SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL,
+    REPEATS, MAX_ROUNDS, SEED, WARMUP, RUN_TIMEOUT_SEC, MODEL_PROGRESS_INTERVAL_SEC, QUIET_BUSY,
+    QUIET_WAIT_SEC); checks the host can run it."""
+    def pick(flag, var, default=None):
+        value = getattr(args, flag, None)
+        return value if value not in (None, "") else (env.get(var) or default)
+
+    host_cpus = usable_cpus()
+    cpuset_text = pick("cpuset", "CPUSET")
+    pool = parse_cpu_list(cpuset_text) if cpuset_text else host_cpus
+    outside = sorted(set(pool) - set(host_cpus))
+    if outside:
+        raise UserError(f"CPUSET {cpuset_text}: CPU {format_cpu_list(outside)} is not usable on this host "
+                        f"(usable: {format_cpu_list(host_cpus)})")
+    cores_text = pick("cores_list", "CORES_LIST")
+    if cores_text:
+        cores_list = _int_list(cores_text, "CORES_LIST")
+    else:
+        cores_list = [len(pool)] if cpuset_text else default_cores_list(len(pool))
+    too_many = [c for c in cores_list if c > len(pool)]
+    if too_many:
+        where = f"CPUSET {cpuset_text}" if cpuset_text else "this host"
+        raise UserError(f"CORES_LIST asks for {max(too_many)} cores but {where} has {len(pool)} usable CPUs "
+                        f"({format_cpu_list(pool)}): use core counts up to {len(pool)}")
+    memory_gb = _number(pick("memory_gb", "MEMORY_GB", DEFAULT_MEMORY_GB), "MEMORY_GB", float, 0.1)
+    if memory_gb > host_memory_gb():
+        raise UserError(f"MEMORY_GB={memory_gb:g} is more than this host's {host_memory_gb():.1f} GiB of memory")
+    rounds = _number(pick("repeats", "REPEATS", DEFAULT_ROUNDS), "REPEATS", int, 1)
+    max_rounds = _number(pick("max_rounds", "MAX_ROUNDS", max(rounds, DEFAULT_MAX_ROUNDS)), "MAX_ROUNDS", int, 1)
+    return Config(
+        sut=re.sub(r"[^A-Za-z0-9._-]+", "-", pick("sut", "SUT_NAME", socket.gethostname())),
+        model=pick("model", "MODEL", DEFAULT_MODEL),
+        engines=parse_engines(pick("engines", "ENGINES")),
+        cores_list=list(dict.fromkeys(cores_list)),
+        cpu_pool=pool,
+        memory_gb=memory_gb,
+        rounds=rounds,
+        max_rounds=max(max_rounds, rounds),
+        seed=_number(pick("seed", "SEED", int(time.time())), "SEED", int, 0),
+        warmup=_number(pick("warmup", "WARMUP", 1), "WARMUP", int, 0),
+        timeout_s=_number(pick("timeout", "RUN_TIMEOUT_SEC", DEFAULT_TIMEOUT_S), "RUN_TIMEOUT_SEC", float, 1),
+        heartbeat_s=_number(pick("heartbeat", "MODEL_PROGRESS_INTERVAL_SEC", DEFAULT_HEARTBEAT_S),
+                            "MODEL_PROGRESS_INTERVAL_SEC", float, 1),
+        quiet_busy=_number(pick("quiet_busy", "QUIET_BUSY", DEFAULT_QUIET_BUSY), "QUIET_BUSY", float, 0),
+        quiet_wait_s=_number(pick("quiet_wait", "QUIET_WAIT_SEC", DEFAULT_QUIET_WAIT_S), "QUIET_WAIT_SEC", float, 0),
+        results_dir=Path(pick("results", "RESULTS_DIR", DEFAULT_RESULTS)),
+        models_dir=Path(pick("models_dir", "MODELS_DIR", DEFAULT_MODELS)),
+        audio_dir=Path(pick("audio_dir", "AUDIO_DIR", DEFAULT_AUDIO)),
+        engine_args=list(getattr(args, "engine_args", None) or []),
+    )
+
+
+def plan_cells(config: Config) -> list[Cell]:
+    """Every cell, core counts outer and engines inner (each round shuffles this order)."""
+    cells = []
+    for cores in config.cores_list:
+        cpus, smt = choose_cpuset(config.cpu_pool, cores)
+        for engine, variant in config.engines:
+            cells.append(Cell(engine, variant, cores, tuple(cpus), smt))
+    return cells

@@ -1,0 +1,82 @@
+"""The host's fingerprint, recorded in plan.json, every run.json and each RESULTS.md section: what a
+reader needs to judge whether two results can be compared."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+from ..layout import ROOT
+
+ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI",
+             "avx512_bf16": "AVX512-BF16", "amx_tile": "AMX", "amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8",
+             "fma": "FMA", "f16c": "F16C"}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cpuinfo_field(text: str, name: str) -> str | None:
+    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith(name)), None)
+
+
+def fingerprint(client=None) -> dict:
+    cpuinfo = _read("/proc/cpuinfo")
+    flags = set((_cpuinfo_field(cpuinfo, "flags") or "").split())
+    docker_version = None
+    if client is not None:
+        try:
+            docker_version = client.version().get("Version")
+        except Exception:
+            docker_version = None
+    thp = _read("/sys/kernel/mm/transparent_hugepage/enabled")
+    commit, dirty = git_state()
+    return {
+        "hostname": platform.node(),
+        "cpu_model": _cpuinfo_field(cpuinfo, "model name") or platform.processor(),
+        "isa": [label for flag, label in ISA_FLAGS.items() if flag in flags],
+        "smt": _read("/sys/devices/system/cpu/smt/active") in ("1",) if _read("/sys/devices/system/cpu/smt/active")
+        else None,
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or None,
+        "boost": _read("/sys/devices/system/cpu/cpufreq/boost") or None,
+        "microcode": _cpuinfo_field(cpuinfo, "microcode"),
+        "kernel": platform.release(),
+        "transparent_hugepages": thp[thp.find("[") + 1:thp.find("]")] if "[" in thp else (thp or None),
+        "cgroup": "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1",
+        "docker": docker_version, "python": platform.python_version(),
+        "harness_commit": commit, "harness_dirty": dirty,
+    }
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """The harness's commit and whether its tracked files differ from it."""
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+        return commit, bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def describe(host: dict) -> list[str]:
+    """The fingerprint as lines for RESULTS.md."""
+    if not host:
+        return []
+    cpu = host.get("cpu_model") or "unknown CPU"
+    isa = ", ".join(host.get("isa") or []) or "no AVX2"
+    lines = [f"CPU: {cpu} ({isa}); SMT {'on' if host.get('smt') else 'off' if host.get('smt') is False else 'unknown'}"
+             + (f", governor {host['governor']}" if host.get("governor") else "")
+             + (f", boost {host['boost']}" if host.get("boost") else "")
+             + (f", microcode {host['microcode']}" if host.get("microcode") else ""),
+             f"kernel {host.get('kernel')}, transparent huge pages {host.get('transparent_hugepages')}, "
+             f"cgroup {host.get('cgroup')}, Docker {host.get('docker')}"]
+    if host.get("harness_commit"):
+        lines.append(f"harness commit {host['harness_commit']}"
+                     + (" (with uncommitted changes)" if host.get("harness_dirty") else ""))
+    return lines

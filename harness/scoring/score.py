@@ -1,0 +1,59 @@
+"""The scoring stage: metrics.json beside every round folder, against references and the baseline.
+
+The baseline is the baseline engine's complete run (status ok, never partial or failed) of the same
+model: in the same container shape when there is one, else in another shape of the same SUT
+(transcripts do not depend on the core count).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.registry import BASELINE_ENGINE, SPECS
+from engines.results import Status
+
+from ..files import read_json
+from ..layout import RUN_FILE, SUMMARY_FILE, round_dirs, run_dirs
+
+
+def _complete(run_dir: Path) -> bool:
+    run = read_json(run_dir / RUN_FILE)
+    summary = read_json(run_dir / SUMMARY_FILE) or {}
+    status = (run or {}).get("status") or summary.get("status")
+    return status == Status.OK
+
+
+def baseline_for(run_dir: Path, baseline: str = BASELINE_ENGINE) -> Path | None:
+    summary = read_json(run_dir / SUMMARY_FILE) or {}
+    cell_name = f"{baseline}-{summary.get('model')}-{SPECS[baseline].default_variant}" if baseline in SPECS \
+        else None
+    cell_dir = run_dir.parent
+    shape_dir = cell_dir.parent
+    candidates = [shape_dir / cell_name] + sorted(p / cell_name for p in shape_dir.parent.glob("container_*")
+                                                  if p != shape_dir) if cell_name else []
+    for candidate in candidates:
+        for round_dir in round_dirs(candidate):
+            if _complete(round_dir):
+                return round_dir
+    return None
+
+
+def score_results(results: Path, audio: Path, baseline: str = BASELINE_ENGINE, quiet: bool = False) -> int:
+    from ..audio.corpus import load_corpus
+    from .metrics import compute_metrics, write_metrics
+
+    corpus = load_corpus(audio)
+    n = 0
+    for run_dir in run_dirs(results):
+        metrics = compute_metrics(run_dir, corpus, baseline_for(run_dir, baseline), baseline)
+        write_metrics(run_dir, metrics)
+        if not quiet:
+            ref = metrics["vs_reference"]
+            base = metrics["vs_baseline"] or {}
+            print(f"{run_dir}: WER {_pct(ref.get('wer'))} CER {_pct(ref.get('cer'))} "
+                  f"vs {baseline}: WER {_pct(base.get('wer'))}")
+        n += 1
+    return n
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
