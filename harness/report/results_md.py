@@ -31,17 +31,17 @@ def _ratio_text(ratio) -> str:
     if ratio is None:
         return "no paired interval (too few files)"
     point, lo, hi = ratio
-    return f"{100 * (1 - point):+.1f} % time (95 % interval {100 * (1 - hi):+.1f} to {100 * (1 - lo):+.1f} %)"
+    return f"{point:.3f}x its time, 95 % interval {lo:.3f}-{hi:.3f}"
 
 
 def _verdict_line(what: str, verdict: Verdict, value: str) -> str:
     lead = verdict.leader
     if verdict.separated:
         runner = verdict.runner_up
-        against = (f"; ahead of {runner[0]['cell']}@{runner[0]['cores']}c by {_ratio_text(runner[1])}"
+        against = (f"; against the runner-up {runner[0]['cell']}@{runner[0]['cores']}c: {_ratio_text(runner[1])}"
                    if runner else "")
         return f"{what}: **{lead['cell']}**{value}{against}."
-    ties = ", ".join(f"{r['cell']}@{r['cores']}c ({_ratio_text(ratio)} against it)" for r, ratio in verdict.tied)
+    ties = ", ".join(f"{r['cell']}@{r['cores']}c ({_ratio_text(ratio)})" for r, ratio in verdict.tied)
     return (f"{what}: no single winner: **{lead['cell']}**{value} is tied with {ties}: their intervals overlap, "
             f"so the data do not separate them.")
 
