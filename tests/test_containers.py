@@ -16,7 +16,7 @@ LABEL = "org.whisper-bench.cell"
 def docker_client():
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")], capture_output=True, text=True)
     assert proc.returncode == 0, f"Docker could not be brought up: {proc.stderr}"
-    from harness.images import docker_client as connect
+    from harness.run.images import docker_client as connect
 
     return connect()
 
@@ -24,7 +24,7 @@ def docker_client():
 @pytest.fixture(scope="session")
 def ort_image(docker_client):
     """The ort engine image, built from the local (or registry) base exactly as the harness does."""
-    from harness.images import build_image, ensure_base_image, stage_build_inputs
+    from harness.run.images import build_image, ensure_base_image, stage_build_inputs
 
     base = ensure_base_image(docker_client)
     stage_build_inputs({"engine-ort"})
@@ -41,10 +41,11 @@ def open_clips(clips):
 
 
 def make_config(tmp_path, clips, **overrides):
-    from harness.plan import build_config
+    from harness.run.config import build_config
 
     args = Namespace(cores_list="1", cpuset="0", sut="test", memory_gb="2", engines="ort:fp32", model="tiny.en",
-                     repeats="1", warmup="0", timeout="300", heartbeat="5", results=str(tmp_path / "results"),
+                     repeats="1", max_rounds="1", seed="7", warmup="0", timeout="300", heartbeat="5",
+                     quiet_busy="1.0", quiet_wait="0", results=str(tmp_path / "results"),
                      models_dir=str(ROOT / "models"), audio_dir=str(clips), engine_args=[])
     for key, value in overrides.items():
         setattr(args, key, value)
@@ -52,11 +53,11 @@ def make_config(tmp_path, clips, **overrides):
 
 
 def run_one(tmp_path, clips, **overrides):
-    from harness.orchestrate import run_comparison
+    from harness.run.loop import run_comparison
 
     config = make_config(tmp_path, clips, **overrides)
     [record] = run_comparison(config, build=False)
-    cell_dir = config.shape_dir(1) / record["cell"]
+    cell_dir = config.shape_dir(1) / record["cell"] / "round-1"
     return record, cell_dir
 
 
@@ -66,7 +67,7 @@ def containers_left(client):
 
 def test_ort_pinned_to_cpu0_with_memory_limit(tmp_path, open_clips, tiny_model, ort_image, docker_client):
     record, cell_dir = run_one(tmp_path, open_clips)
-    assert cell_dir == tmp_path / "results" / "test" / "container_1c2g" / "ort-tiny.en-fp32"
+    assert cell_dir == tmp_path / "results" / "test" / "container_1c2g" / "ort-tiny.en-fp32" / "round-1"
     assert record["status"] == "ok", record
     assert record["exit_code"] == 0 and not record["oom_killed"] and not record["timed_out"]
     assert record["image_id"] == ort_image and record["cpuset"] == "0"
@@ -83,8 +84,11 @@ def test_ort_pinned_to_cpu0_with_memory_limit(tmp_path, open_clips, tiny_model, 
     assert record["harness_overhead_s"] == pytest.approx(record["host_wall_s"] - summary["total_processing_s"])
     assert 0 < record["cgroup_peak_bytes"] <= record["memory_limit_bytes"]
     assert "memory" in record["cgroup_peak_source"]
+    assert 0 < record["cgroup_anon_bytes"] <= record["cgroup_peak_bytes"] and record["page_cache_evicted"]
+    assert record["quiet"]["busy_share"] >= 0 and record["host"]["isa"] is not None
 
-    for name in ("inference_per_file.csv", "inference_per_file.json", "time.txt", "container.log",
+    for name in ("inference_per_file.csv", "inference_per_file.json", "inference_per_file.jsonl", "time.txt",
+                 "container.log",
                  "run.json", "cgroup_memory.json"):
         assert (cell_dir / name).is_file(), name
         assert (cell_dir / name).stat().st_uid == os.getuid()
@@ -107,7 +111,7 @@ def test_timeout_is_a_timeout_row(tmp_path, open_clips, tiny_model, ort_image, d
 
 
 def test_engine_exit_code_is_a_failed_row_with_its_error(tmp_path, open_clips, tiny_model, ort_image):
-    from harness.orchestrate import run_comparison
+    from harness.run.loop import run_comparison
 
     config = make_config(tmp_path, open_clips)
     config.engine_args = ["--precision", "fp16"]  # the ort engine has no fp16 variant: it refuses to load
@@ -120,7 +124,8 @@ def test_rerun_moves_the_old_cell_to_backups(tmp_path, open_clips, tiny_model, o
     first, cell_dir = run_one(tmp_path, open_clips, timeout="2")
     old = (cell_dir / "run.json").read_text()
     second, _ = run_one(tmp_path, open_clips)
-    backups = list((tmp_path / "results" / "test" / "backups").glob("*/container_1c2g/ort-tiny.en-fp32/run.json"))
+    backups = list((tmp_path / "results" / "test" / "backups").glob(
+        "*/container_1c2g/ort-tiny.en-fp32/round-1/run.json"))
     assert len(backups) == 1 and backups[0].read_text() == old
     assert json.loads((cell_dir / "run.json").read_text())["status"] == second["status"] == "ok"
 
@@ -162,47 +167,116 @@ def test_missing_model_and_audio_are_named(tmp_path, clips, tiny_model):
         assert proc.returncode == 2 and f"{private} is not readable by the containers' unprivileged user" in proc.stderr
 
 
-def test_ctrl_c_removes_the_container_and_keeps_finished_results(tmp_path, open_clips, tiny_model, ort_image,
-                                                                 docker_client):
+STOPS = [("SIGINT", 130, False), ("SIGTERM", 143, False), ("SIGHUP", 129, False),
+         ("SIGINT", 130, True)]  # the last as a shell's background job starts it: SIGINT ignored
+
+
+@pytest.mark.parametrize("signame,code,background", STOPS, ids=["int", "term", "hup", "int-background"])
+def test_a_stop_signal_removes_the_container_and_keeps_finished_results(tmp_path, open_clips, tiny_model, ort_image,
+                                                                        docker_client, signame, code, background):
     import signal
     import time
 
     results = tmp_path / "results"
     common = ["-m", "harness", "run", "--engines", "ort:fp32", "--model", "tiny.en", "--sut", "t", "--cpuset", "0",
               "--memory-gb", "2", "--warmup", "0", "--audio-dir", str(open_clips), "--results", str(results),
-              "--no-build", "--no-report"]
-    done = run_cli(*common, "--cores-list", "1")
+              "--no-build", "--no-report", "--quiet-wait", "0"]
+    done = run_cli(*common, "--cores-list", "1", "--repeats", "1")
     assert done.returncode == 0, done.stderr
     finished = tree_digest(results / "t" / "container_1c2g")
-    proc = subprocess.Popen([os.sys.executable, *common, "--cores-list", "1", "--repeats", "50",
-                             "--results", str(results / "second")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen([os.sys.executable, *common, "--cores-list", "1", "--repeats", "20",
+                             "--results", str(results / "second")], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ignore_sigint if background else None)
     deadline = time.time() + 60
     while not containers_left(docker_client) and time.time() < deadline:
         time.sleep(0.2)
     assert containers_left(docker_client), "the container never started"
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "interrupted; finished results are kept" in err
     assert containers_left(docker_client) == []
-    run = json.loads((results / "second" / "t" / "container_1c2g" / "ort-tiny.en-fp32" / "run.json").read_text())
-    assert run["status"] == "interrupted"
+    runs = sorted((results / "second" / "t" / "container_1c2g" / "ort-tiny.en-fp32").glob("round-*/run.json"))
+    last = json.loads(runs[-1].read_text())
+    assert last["status"] == "interrupted" and last["interrupted_by"] == signame
     assert tree_digest(results / "t" / "container_1c2g") == finished
+
+
+def test_a_second_harness_is_refused_and_leftovers_are_removed(tmp_path, open_clips, tiny_model, ort_image,
+                                                               docker_client):
+    import time
+
+    from harness.run.container import LABEL
+
+    common = ["-m", "harness", "run", "--engines", "ort:fp32", "--sut", "t", "--cpuset", "0", "--cores-list", "1",
+              "--memory-gb", "2", "--warmup", "0", "--audio-dir", str(open_clips), "--no-build", "--no-report",
+              "--quiet-wait", "0"]
+    first = subprocess.Popen([os.sys.executable, *common, "--repeats", "20", "--results", str(tmp_path / "a")],
+                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not containers_left(docker_client) and time.time() < deadline:
+        time.sleep(0.2)
+    second = run_cli(*common, "--repeats", "1", "--results", str(tmp_path / "b"))
+    first.kill()  # SIGKILL: no clean-up, the container stays behind
+    first.communicate(timeout=60)
+    assert second.returncode == 2
+    line = second.stderr.strip()
+    assert line.startswith("error: another harness is using this Docker engine (pid ") and "SUT t" in line
+    assert len(line.splitlines()) == 1 and not (tmp_path / "b").exists()
+    left = containers_left(docker_client)
+    assert left and left[0].labels[LABEL] == "ort-tiny.en-fp32"
+    third = run_cli(*common, "--repeats", "1", "--results", str(tmp_path / "c"))
+    assert third.returncode == 0, third.stderr
+    assert "removed a benchmark container left by an earlier harness" in third.stderr
+    assert containers_left(docker_client) == []
+
+
+def test_a_full_results_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, open_clips, tiny_model, ort_image,
+                                                                      docker_client):
+    if os.getuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0777", "tmpfs", str(disk)], check=True)
+    try:
+        earlier = disk / "t" / "container_9c2g" / "ort-tiny.en-fp32" / "cell.json"
+        earlier.parent.mkdir(parents=True)
+        earlier.write_text('{"earlier": true}\n')
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "filler").write_bytes(b"x" * (free - 3 * 4096))  # room for about three small files
+        proc = run_cli("-m", "harness", "run", "--engines", "ort:fp32", "--sut", "t", "--cpuset", "0",
+                       "--cores-list", "1", "--repeats", "1", "--memory-gb", "2", "--warmup", "0", "--audio-dir",
+                       str(open_clips), "--results", str(disk), "--no-build", "--no-report", "--quiet-wait", "0")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, proc.stderr
+        assert lines[-1].startswith(f"error: cannot write results to {disk}") and "Traceback" not in proc.stderr
+        assert [p for p in disk.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")] == []
+        assert earlier.read_text() == '{"earlier": true}\n'
+        assert all(p.stat().st_uid == os.getuid() for p in disk.rglob("*"))
+        assert containers_left(docker_client) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_image_build_failure_is_a_row_and_the_run_goes_on(tmp_path, open_clips, tiny_model, docker_client,
                                                          monkeypatch):
-    from harness import orchestrate, plan
+    import dataclasses
 
-    monkeypatch.setitem(plan.ENGINE_GROUPS, "ort", "engine-no-such-group")
-    monkeypatch.setattr(orchestrate, "ENGINE_GROUPS", plan.ENGINE_GROUPS)
+    from engines.registry import SPECS
+    from harness.run.loop import run_comparison
+
+    monkeypatch.setitem(SPECS, "ort", dataclasses.replace(SPECS["ort"], group="engine-no-such-group"))
     config = make_config(tmp_path, open_clips)
-    [record] = orchestrate.run_comparison(config, build=True)
+    [record] = run_comparison(config, build=True)
     assert record["status"] == "image_build_failed"
     assert "a build step failed (exit 2): error: no dependency group 'engine-no-such-group'" in record["error"]
-    assert json.loads((config.shape_dir(1) / "ort-tiny.en-fp32" / "run.json").read_text())["status"] == \
-        "image_build_failed"
+    run = config.shape_dir(1) / "ort-tiny.en-fp32" / "round-1" / "run.json"
+    assert json.loads(run.read_text())["status"] == "image_build_failed"
 
 
 def tree_digest(root):

@@ -71,3 +71,23 @@ def test_metrics_against_references_and_baseline(tmp_path):
     assert m["normalizer"]["name"] == "whisper-bench-en" and m["n_without_reference"] == 1
     assert m["vs_reference"]["wer"] == pytest.approx(1 / 3) and m["vs_reference"]["n_files"] == 1
     assert m["vs_baseline"]["wer"] == pytest.approx(2 / 6) and m["vs_baseline"]["n_files"] == 2
+
+
+def test_both_normalisers_are_named_and_missing_files_count_as_errors(tmp_path):
+    from harness.audio.corpus import Utterance
+    from harness.scoring.metrics import compute_metrics
+
+    d = tmp_path / "ort-tiny.en-fp32"
+    d.mkdir()
+    (d / "inference_per_file.json").write_text(json.dumps(
+        [{"file": "a.wav", "text": "one two three", "error": ""}, {"file": "b.wav", "text": "", "error": "audio: x"}]))
+    corpus = [Utterance("a.wav", tmp_path / "a.wav", "one two three"),
+              Utterance("b.wav", tmp_path / "b.wav", "four five six seven")]
+    m = compute_metrics(d, corpus, None, "openai-whisper")
+    assert set(m["normalizers"]) == {"whisper-bench-en", "whisper-en"}
+    assert m["normalizers"]["whisper-en"]["version"].startswith("whisper-normalizer ")
+    assert m["gate_normalizer"] == "whisper-bench-en" and m["n_missing"] == 1
+    # b.wav failed: its 4 reference words are deletions, so WER is 4/7, not 0 over the file that worked
+    assert m["vs_reference"]["wer"] == pytest.approx(4 / 7)
+    # Whisper's normaliser writes both references as one number each ("123", "4567"): 1 error in 2 words
+    assert m["normalizers"]["whisper-en"]["vs_reference"]["wer"] == pytest.approx(1 / 2)

@@ -1,0 +1,92 @@
+"""The engine spec is the one source: plan, compose, README, Makefile extras and the report follow it."""
+import dataclasses
+import json
+import subprocess
+import sys
+from argparse import Namespace
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_wav
+from engines import generated, registry
+from engines.base import Engine, FileResult
+from harness.report import build_report
+from harness.run.config import build_config, parse_engines, plan_cells
+
+
+class InstantEngine(Engine):
+    """A throwaway engine: its transcript is the clip's length, so the runner can be measured alone."""
+    name = "instant"
+
+    def load(self) -> None:
+        pass
+
+    def transcribe(self, audio: np.ndarray) -> FileResult:
+        return FileResult(text=f"{len(audio)} samples", n_tokens=1)
+
+
+INSTANT = registry.EngineSpec("instant", "test_registry:InstantEngine", {"fp32": "ct2", "int8": "ct2"},
+                              "engine-instant", "a test engine")
+
+
+@pytest.fixture
+def with_instant(monkeypatch):
+    monkeypatch.setitem(registry.SPECS, "instant", INSTANT)
+    return INSTANT
+
+
+def test_checked_in_files_match_the_specs():
+    proc = subprocess.run([sys.executable, "-m", "engines.registry", "--check"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert generated.stale() == []
+
+
+def test_a_new_spec_reaches_plan_compose_readme_and_report(with_instant, tmp_path):
+    from results_fixture import make_cell
+
+    assert ("instant", "int8") in parse_engines("instant")
+    args = Namespace(**{k: None for k in ("cores_list", "sut", "memory_gb", "model", "repeats", "max_rounds", "seed",
+                                          "warmup", "timeout", "heartbeat", "quiet_busy", "quiet_wait", "results",
+                                          "models_dir", "audio_dir")}, cpuset="0", engines="instant:int8",
+                     engine_args=[])
+    assert [c.key() for c in plan_cells(build_config(args, env={}))] == ["instant:int8@1"]
+    compose = generated.compose_text()
+    assert "  instant:\n" in compose and "ENGINE_GROUP: engine-instant" in compose
+    assert "| `instant` | a test engine | fp32 (ct2), int8 (ct2) |" in generated.engine_table()
+    assert generated.stale() == [generated.COMPOSE, generated.README]  # the check catches the drift
+    assert "engine-instant" in registry.host_extras()
+    make_cell(tmp_path / "r", "container_1c4g", "instant-tiny.en-int8", rtf=0.01)
+    [row] = build_report(tmp_path / "r", tmp_path / "R.md").rows
+    assert row["engine"] == "instant" and row["status"] == "ok"
+
+
+def test_the_runner_refuses_a_variant_the_spec_does_not_have(with_instant):
+    with pytest.raises(ValueError, match="instant supports precision fp32, int8, not 'fp16'"):
+        INSTANT.check_variant("fp16")
+    with pytest.raises(ValueError, match="default variant"):
+        dataclasses.replace(INSTANT, default_variant="bf16")
+
+
+def test_runner_cost_is_linear_in_the_corpus(with_instant, tmp_path, monkeypatch):
+    """Thousands of files: each row is appended once, the aggregate files are written once."""
+    from engines import runner
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    clip = np.zeros(160, dtype=np.float32)
+    for i in range(3000):
+        write_wav(audio / f"{i:05d}.wav", clip, 16000)
+    writes = []
+    real = runner.write_atomic
+    monkeypatch.setattr(runner, "write_atomic", lambda path, text: (writes.append(path.name), real(path, text)))
+    args = runner.parse_args(["instant", "--model-dir", str(tmp_path), "--audio-dir", str(audio), "--out",
+                              str(tmp_path / "out"), "--threads", "1", "--warmup", "0"])
+    summary = runner.run(args)
+    assert summary["n_ok"] == 3000 and summary["status"] == "ok"
+    assert sorted(writes) == sorted(["inference_summary.json", "inference_per_file.csv", "inference_per_file.json",
+                                     "inference_summary.json"])
+    lines = (tmp_path / "out" / "inference_per_file.jsonl").read_text().splitlines()
+    assert len(lines) == 3000 and json.loads(lines[-1])["file"] == "02999.wav"
+    assert summary["decoding_applied"]["max_new_tokens"] == 224
