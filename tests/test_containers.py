@@ -311,7 +311,7 @@ def test_compose_runs_one_engine_with_the_same_limits(tmp_path, open_clips, tiny
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((cell / "inference_summary.json").read_text())
     assert summary["cpuset"] == [0] and summary["threads"] == 1 and summary["n_ok"] == 2
-    from harness.timev import read_time_file
+    from harness.run.time_v import read_time_file
 
     assert read_time_file(cell / "time.txt")["exit_status"] == 0
     cgroup = json.loads((cell / "cgroup_memory.json").read_text())
