@@ -2,7 +2,8 @@
 
     python scripts/bench_engines.py [--model base] [--threads 2] [--audio-dir audio/synth] [--repeats 1]
 
-Each engine runs in its own child process (`python -m engines ...`), one after another, so peak RSS is
+Each engine runs in its own child process (`python -m engines ...`), pinned with taskset to as many CPUs
+as threads, one after another, so peak RSS is
 each engine's own. Processing time is the sum of end-to-end times over the corpus (model load apart,
 warm-up not counted), shown as a ratio to faster-whisper float32. Not a test: it prints figures.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,8 +43,11 @@ def main() -> int:
     results = {}
     for engine, precision in runs:
         out = out_root / f"{engine}-{precision}"
-        cmd = [sys.executable, "-m", "engines", engine, "--model-dir", str(model_dir), "--audio-dir",
-               args.audio_dir, "--out", str(out), "--threads", str(args.threads), "--precision", precision,
+        # Pinned like a container: the first --threads CPUs this process may use.
+        cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[: args.threads]))
+        cmd = ["taskset", "-c", cpus, sys.executable, "-m", "engines", engine, "--model-dir", str(model_dir),
+               "--audio-dir", args.audio_dir, "--out", str(out), "--threads", str(args.threads),
+               "--precision", precision,
                "--warmup", "1", "--repeats", str(args.repeats)]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -56,7 +61,7 @@ def main() -> int:
     print(f"\nmodel {args.model}, threads {args.threads}, {ref[0]['total_audio_s'] / 60 if ref else 0:.1f} min of "
           f"audio, repeats {args.repeats}; results under {out_root}\n")
     print(f"{'engine':<16}{'precision':<10}{'proc s':>9}{'vs fw fp32':>12}{'RTFx':>8}{'load s':>8}"
-          f"{'peak RSS MB':>13}{'WER %':>8}")
+          f"{'peak RSS MiB':>13}{'WER %':>8}")
     for (engine, precision), (summary, wer) in results.items():
         ratio = f"{summary['total_processing_s'] / ref[0]['total_processing_s']:.2f}x" if ref else "-"
         print(f"{engine:<16}{precision:<10}{summary['total_processing_s']:>9.2f}{ratio:>12}"
