@@ -47,12 +47,12 @@ def hf_tokens(model_dir: Path, audio: np.ndarray, prompt: list[int]) -> list[int
 
 def ort_tokens(model_dir: Path, audio: np.ndarray, precision: str) -> list[int]:
     from engines.ort.decoding import DecodeOptions
-    from engines.ort.engine import PRECISION_DIRS
     from engines.ort.model import OrtWhisper
+    from engines.registry import spec
     from engines.ort.tokenizer import Tokenizer
     from engines.ort.transcribe import transcribe
 
-    onnx_dir = model_dir / PRECISION_DIRS[precision]
+    onnx_dir = model_dir / spec("ort").check_variant(precision)
     model = OrtWhisper(onnx_dir, threads=2)
     tok = Tokenizer(onnx_dir / "tokenizer.json", model.generation_config)
     return transcribe(model, tok, audio, DecodeOptions(timestamps=False)).tokens
@@ -60,12 +60,13 @@ def ort_tokens(model_dir: Path, audio: np.ndarray, precision: str) -> list[int]:
 
 def openai_tokens(model_dir: Path, audio: np.ndarray) -> list[int]:
     import whisper
+    from whisper.tokenizer import get_tokenizer
 
     model = whisper.load_model(str(next((model_dir / "openai").glob("*.pt"))), device="cpu")
     result = model.transcribe(audio, temperature=0.0, fp16=False, without_timestamps=True,
                               language="en" if model.is_multilingual else None, no_speech_threshold=None,
                               logprob_threshold=None, compression_ratio_threshold=None)
-    eot = 50257 if model.is_multilingual else 50256
+    eot = get_tokenizer(model.is_multilingual, num_languages=model.num_languages).eot
     return [t for seg in result["segments"] for t in seg["tokens"] if t < eot]
 
 
