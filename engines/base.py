@@ -34,6 +34,7 @@ class FileResult:
     text: str
     n_tokens: int
     stage_s: dict = field(default_factory=dict)  # features_s, encode_s, decode_s where exposed
+    tokens: list[int] | None = None  # the text tokens decoded, where the engine exposes them (parity tests)
 
 
 class Engine:
@@ -76,6 +77,15 @@ class Engine:
 
 
 NOT_INSTALLED = "not installed"
+
+
+def set_interop_threads(torch, n: int) -> None:
+    """torch allows this once per process, before any parallel work: a second engine loaded in the same
+    process (tests) keeps the first setting."""
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        pass
 
 
 def package_versions(*names: str) -> dict[str, str]:

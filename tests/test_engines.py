@@ -86,14 +86,18 @@ def test_ort_equals_openai_whisper_token_for_token(tiny_model, clips, openai_mod
 
 @pytest.mark.parametrize("clip", ["short", "long"])
 def test_faster_whisper_float32_matches_openai_whisper(tiny_model, clips, openai_model, clip):
-    from faster_whisper import WhisperModel
+    """Through the project's own wrappers, as the runner calls them, with the common decoding settings."""
+    from engines.faster_whisper_engine import FasterWhisperEngine
+    from engines.openai_whisper_engine import OpenaiWhisperEngine
 
     audio = load_audio(clips / f"{clip}.wav")
-    model = WhisperModel(str(tiny_model / "ct2"), device="cpu", compute_type="float32", cpu_threads=2)
-    segments, _ = model.transcribe(audio, beam_size=1, temperature=[0.0], vad_filter=False,
-                                   no_speech_threshold=None, log_prob_threshold=None, compression_ratio_threshold=None)
-    theirs = [t for seg in segments for t in seg.tokens if t < 50256]
-    assert theirs == _openai_tokens(openai_model, audio, True)
+    engines = [cls(tiny_model, DecodingSettings(), threads=2, precision="fp32")
+               for cls in (FasterWhisperEngine, OpenaiWhisperEngine)]
+    for engine in engines:
+        engine.load()
+    ours, reference = (engine.transcribe(audio) for engine in engines)
+    assert len(ours.tokens) > 10 and ours.tokens == reference.tokens
+    assert reference.tokens == _openai_tokens(openai_model, audio, True)
 
 
 def test_hf_pipeline_difference_is_measured(tiny_model, clips, openai_model, capsys):
@@ -112,7 +116,7 @@ def test_hf_pipeline_difference_is_measured(tiny_model, clips, openai_model, cap
     with capsys.disabled():
         print(f"\nhf pipeline vs openai-whisper on tiny.en: WER {drift['wer']:.3f} over {drift['ref_words']} words")
     assert drift["ref_words"] > 100
-    assert drift["wer"] < 0.15
+    assert drift["wer"] < 0.06  # measured 0.045 (6 of 132 words, the short clip's padding and one long-form join)
 
 
 def test_ten_minute_file_is_transcribed_by_windows(tiny_model, clips, tmp_path):

@@ -26,7 +26,7 @@ class OrtEngine(Engine):
 
     def transcribe(self, audio: np.ndarray) -> FileResult:
         out = transcribe(self.model, self.tokenizer, audio, self.options, self.settings.condition_on_previous_text)
-        return FileResult(text=out.text, n_tokens=len(out.tokens), stage_s=out.stage_s)
+        return FileResult(text=out.text, n_tokens=len(out.tokens), stage_s=out.stage_s, tokens=out.tokens)
 
     def versions(self) -> dict[str, str]:
         return package_versions("onnxruntime", "numpy")

