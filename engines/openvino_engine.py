@@ -1,8 +1,9 @@
 """`openvino`: openvino-genai's WhisperPipeline on the store's OpenVINO IR (fp32, int8 weights).
 
 `fp32` pins the inference precision to f32: on a CPU with BF16 (AMX, AVX512-BF16) OpenVINO would
-otherwise compute in bf16. The pipeline's own long-form algorithm decodes 30 s windows one after
-another with timestamps; it has no previous-text conditioning, which goes into the notes.
+otherwise compute in bf16; `bf16` asks for bf16 on purpose, as its own variant. The pipeline's own
+long-form algorithm decodes 30 s windows one after another with timestamps; it has no previous-text
+conditioning, which goes into the notes.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class OpenvinoEngine(Engine):
         for name in REQUIRED:
             if not (ov_dir / name).is_file():
                 raise FileNotFoundError(f"{ov_dir / name}: model file is missing")
-        self.pipe = openvino_genai.WhisperPipeline(str(ov_dir), "CPU", INFERENCE_PRECISION_HINT="f32",
+        hint = "bf16" if self.precision == "bf16" else "f32"
+        self.pipe = openvino_genai.WhisperPipeline(str(ov_dir), "CPU", INFERENCE_PRECISION_HINT=hint,
                                                    INFERENCE_NUM_THREADS=self.threads, NUM_STREAMS=1)
         s = self.settings
         self.config = self.pipe.get_generation_config()
@@ -36,7 +38,9 @@ class OpenvinoEngine(Engine):
             self.config.task = s.task
         if s.condition_on_previous_text:
             self.notes.append("previous-text conditioning is not available in openvino-genai's WhisperPipeline")
-        self.notes.append("inference precision pinned to f32 (INFERENCE_PRECISION_HINT)")
+        self.notes.append(f"inference precision pinned to {hint} (INFERENCE_PRECISION_HINT)")
+        if hint == "bf16" and not _cpu_has_bf16():
+            self.notes.append("this CPU has no AVX512-BF16 or AMX: OpenVINO emulates bf16 or falls back")
         if s.batch_size > 1:
             self.notes.append("batch_size > 1 not used: files are decoded one at a time")
 
@@ -49,4 +53,15 @@ class OpenvinoEngine(Engine):
         return FileResult(text=text, n_tokens=len(text.split()))
 
     def versions(self) -> dict[str, str]:
-        return package_versions("openvino", "openvino-genai", "openvino-tokenizers")
+        import openvino
+
+        return {**package_versions("openvino", "openvino-genai", "openvino-tokenizers"),
+                "cpu": str(openvino.Core().get_property("CPU", "FULL_DEVICE_NAME"))}
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags

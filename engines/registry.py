@@ -64,9 +64,11 @@ SPECS: dict[str, EngineSpec] = {s.name: s for s in (
                {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp",
                "whisper.cpp (pywhispercpp's bundled build) on the project's own ggml files; no fp32: the "
                "bundled build needs f16 conv kernels", default_variant="f16", compare_variants=("f16", "q8_0")),
-    EngineSpec("openvino", "engines.openvino_engine:OpenvinoEngine", {"fp32": "openvino", "int8": "openvino-int8"},
-               "engine-openvino", "openvino-genai's WhisperPipeline on OpenVINO IR exported with optimum-intel; fp32 "
-               "pinned to f32 arithmetic, int8 = 8-bit weight compression"),
+    EngineSpec("openvino", "engines.openvino_engine:OpenvinoEngine",
+               {"fp32": "openvino", "bf16": "openvino", "int8": "openvino-int8"}, "engine-openvino",
+               "openvino-genai's WhisperPipeline on OpenVINO IR exported with optimum-intel; fp32 pinned to f32 "
+               "arithmetic, bf16 its own variant (for CPUs with AVX512-BF16 or AMX), int8 = 8-bit weights",
+               compare_variants=("fp32", "int8")),
 )}
 # The engine whose transcripts every other run is compared with (and whose fp32 run is the baseline row).
 BASELINE_ENGINE = "openai-whisper"
