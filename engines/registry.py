@@ -27,12 +27,17 @@ class EngineSpec:
     runtime: str                     # one line for README's engine table
     convention: str = "openai"
     default_variant: str = "fp32"
+    compare_variants: tuple[str, ...] = ()  # what ENGINES=<name> runs; empty: every variant
 
     def __post_init__(self):
         if self.default_variant not in self.variants:
             raise ValueError(f"{self.name}: default variant {self.default_variant!r} is not one of its variants")
         if self.convention not in CONVENTIONS:
             raise ValueError(f"{self.name}: unknown convention {self.convention!r}")
+
+    @property
+    def compared(self) -> list[str]:
+        return list(self.compare_variants or self.variants)
 
     def check_variant(self, variant: str) -> str:
         """The variant's store format, or ValueError naming the ones this engine has."""
@@ -55,6 +60,15 @@ SPECS: dict[str, EngineSpec] = {s.name: s for s in (
                "engine-openai-whisper", "the reference implementation on PyTorch; the default accuracy baseline"),
     EngineSpec("hf", "engines.hf_engine:HfEngine", {"fp32": "hf"}, "engine-hf",
                "the transformers automatic-speech-recognition pipeline on PyTorch", convention="hf-pipeline"),
+    EngineSpec("whisper-cpp", "engines.whisper_cpp_engine:WhisperCppEngine",
+               {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp",
+               "whisper.cpp (pywhispercpp's bundled build) on the project's own ggml files; no fp32: the "
+               "bundled build needs f16 conv kernels", default_variant="f16", compare_variants=("f16", "q8_0")),
+    EngineSpec("openvino", "engines.openvino_engine:OpenvinoEngine",
+               {"fp32": "openvino", "bf16": "openvino", "int8": "openvino-int8"}, "engine-openvino",
+               "openvino-genai's WhisperPipeline on OpenVINO IR exported with optimum-intel; fp32 pinned to f32 "
+               "arithmetic, bf16 its own variant (for CPUs with AVX512-BF16 or AMX), int8 = 8-bit weights",
+               compare_variants=("fp32", "int8")),
 )}
 # The engine whose transcripts every other run is compared with (and whose fp32 run is the baseline row).
 BASELINE_ENGINE = "openai-whisper"

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RUNS = [("faster-whisper", "fp32"), ("faster-whisper", "int8"), ("ort", "fp32"), ("ort", "int8"),
-        ("openai-whisper", "fp32"), ("hf", "fp32")]
+        ("openai-whisper", "fp32"), ("hf", "fp32"), ("whisper-cpp", "f16"), ("whisper-cpp", "q8_0")]
 
 
 def main() -> int:
@@ -60,14 +60,15 @@ def main() -> int:
     ref = results.get(("faster-whisper", "fp32"))
     print(f"\nmodel {args.model}, threads {args.threads}, {ref[0]['total_audio_s'] / 60 if ref else 0:.1f} min of "
           f"audio, repeats {args.repeats}; results under {out_root}\n")
-    print(f"{'engine':<16}{'precision':<10}{'proc s':>9}{'vs fw fp32':>12}{'RTFx':>8}{'load s':>8}"
+    fw_int8 = results.get(("faster-whisper", "int8"))
+    print(f"{'engine':<16}{'precision':<10}{'proc s':>9}{'vs fw fp32':>12}{'vs fw int8':>12}{'RTFx':>8}{'load s':>8}"
           f"{'peak RSS MiB':>13}{'WER %':>8}")
     for (engine, precision), (summary, wer) in results.items():
         ratio = f"{summary['total_processing_s'] / ref[0]['total_processing_s']:.2f}x" if ref else "-"
-        print(f"{engine:<16}{precision:<10}{summary['total_processing_s']:>9.2f}{ratio:>12}"
+        ratio8 = f"{summary['total_processing_s'] / fw_int8[0]['total_processing_s']:.2f}x" if fw_int8 else "-"
+        print(f"{engine:<16}{precision:<10}{summary['total_processing_s']:>9.2f}{ratio:>12}{ratio8:>12}"
               f"{summary['rtfx']:>8.1f}{summary['model_load_s']:>8.2f}{summary['peak_rss_mb']:>13.0f}"
               f"{100 * wer:>8.2f}")
-    fw_int8 = results.get(("faster-whisper", "int8"))
     for engine in ("ort", "faster-whisper"):
         if (engine, "int8") in results and (engine, "fp32") in results:
             int8, fp32 = results[(engine, "int8")], results[(engine, "fp32")]

@@ -86,6 +86,7 @@ def test_ort_pinned_to_cpu0_with_memory_limit(tmp_path, open_clips, tiny_model, 
     assert "memory" in record["cgroup_peak_source"]
     assert 0 < record["cgroup_anon_bytes"] <= record["cgroup_peak_bytes"] and record["page_cache_evicted"]
     assert record["quiet"]["busy_share"] >= 0 and record["host"]["isa"] is not None
+    assert 0 <= record["foreign_busy_share"] < 0.5  # nothing else ran on CPU 0 during the run
 
     for name in ("inference_per_file.csv", "inference_per_file.json", "inference_per_file.jsonl", "time.txt",
                  "container.log",

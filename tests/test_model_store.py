@@ -21,7 +21,9 @@ def test_prepare_writes_every_format_and_a_complete_manifest(tiny_model):
     for rel in ["ct2/model.bin", "ct2/tokenizer.json", "hf/model.safetensors", "hf/generation_config.json",
                 "hf/preprocessor_config.json", "onnx/encoder_model.onnx", "onnx/decoder_model.onnx",
                 "onnx/decoder_with_past_model.onnx", "onnx-int8/decoder_with_past_model.onnx",
-                "openai/tiny.en.pt"]:
+                "openai/tiny.en.pt", "ggml/ggml-model-f16.bin", "ggml/ggml-model-q8_0.bin",
+                "ggml/ggml-model-q5_0.bin", "openvino/openvino_encoder_model.xml",
+                "openvino-int8/openvino_decoder_model.xml", "openvino/openvino_tokenizer.xml"]:
         assert rel in manifest["files"], rel
         assert manifest["files"][rel]["size"] == (tiny_model / rel).stat().st_size
     tok = json.loads((tiny_model / "hf" / "tokenizer.json").read_text())
@@ -151,3 +153,51 @@ def test_a_users_own_hf_folder_becomes_a_store_with_the_same_tokens(tiny_model, 
     bad = run_cli("-m", "harness", "models", "prepare", "--source", "local", "--path", str(tmp_path / "nothing"),
                   "--name", "x", "--models-dir", str(tmp_path))
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such model folder"
+
+
+def _dequantize(raw: bytes, file_type: str) -> np.ndarray:
+    """ggml's reference decoding of Q8_0 and Q5_0 blocks, written from the block layout."""
+    if file_type == "q8_0":
+        blocks = np.frombuffer(raw, dtype=[("d", "<f2"), ("qs", "i1", 32)])
+        return (blocks["d"].astype(np.float32)[:, None] * blocks["qs"]).ravel()
+    blocks = np.frombuffer(raw, dtype=[("d", "<f2"), ("qh", "<u4"), ("qs", "u1", 16)])
+    lo = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=1).astype(np.int32)
+    high = ((blocks["qh"][:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(np.int32)
+    return (blocks["d"].astype(np.float32)[:, None] * ((lo | (high << 4)) - 16)).ravel()
+
+
+@pytest.mark.parametrize("file_type,step", [("q8_0", 127), ("q5_0", 16)])
+def test_ggml_block_quantisation_round_trips(file_type, step):
+    from harness.models.ggml_format import QUANTIZERS
+
+    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    back = _dequantize(QUANTIZERS[file_type](x), file_type).reshape(x.shape)
+    scale = np.abs(x.reshape(-1, 32)).max(axis=1) / step  # one quantisation step per block
+    assert np.all(np.abs(back - x).reshape(-1, 32) <= scale[:, None] * 0.51 + 1e-3)
+
+
+@pytest.mark.parametrize("file_type", ["f16", "q8_0", "q5_0"])
+def test_ggml_files_load_in_whisper_cpp_and_transcribe(tiny_model, clips, file_type):
+
+    from engines.audio import load_audio
+    from engines.base import DecodingSettings
+    from engines.whisper_cpp_engine import WhisperCppEngine
+
+    engine = WhisperCppEngine(tiny_model, DecodingSettings(), threads=2, precision=file_type)
+    engine.load()
+    result = engine.transcribe(load_audio(clips / "short.wav"))
+    assert result.n_tokens > 10 and any("AVX" in note for note in engine.notes)
+    assert "compared fairly" in result.text.lower()  # tiny.en itself mishears the start of this clip
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_openvino_export_loads_and_transcribes(tiny_model, clips, precision):
+
+    from engines.audio import load_audio
+    from engines.base import DecodingSettings
+    from engines.openvino_engine import OpenvinoEngine
+
+    engine = OpenvinoEngine(tiny_model, DecodingSettings(), threads=2, precision=precision)
+    engine.load()
+    text = engine.transcribe(load_audio(clips / "short.wav")).text
+    assert "compared fairly" in text.lower()  # tiny.en itself mishears the start of this clip

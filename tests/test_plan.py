@@ -51,7 +51,9 @@ def test_default_core_counts_are_powers_of_two():
 
 def test_engines_expand_to_variants():
     assert parse_engines("ort faster-whisper:int8") == [("ort", "fp32"), ("ort", "int8"), ("faster-whisper", "int8")]
-    assert len(parse_engines("")) == 6
+    assert len(parse_engines("")) == 10  # whisper-cpp and openvino run two of their variants by default
+    assert parse_engines("whisper-cpp") == [("whisper-cpp", "f16"), ("whisper-cpp", "q8_0")]
+    assert parse_engines("whisper-cpp:q5_0 openvino:bf16") == [("whisper-cpp", "q5_0"), ("openvino", "bf16")]
     with pytest.raises(UserError, match="unknown engine 'whisperx'"):
         parse_engines("whisperx")
     with pytest.raises(UserError, match="hf has no variant 'int8'"):

@@ -6,6 +6,8 @@
                 cross-attention K/V projections alone, so that `ort` loads one decoder
     onnx-int8/  the same, 8-bit block-wise weights (MatMulNBits, blocks of 32)
     openai/<name>.pt   loadable by whisper.load_model
+    ggml/       whisper.cpp files: ggml-model-{f16,q8_0,q5_0}.bin, written by ggml_format.py
+    openvino/   OpenVINO IR (optimum-intel export, with tokenizer IRs); openvino-int8/ with 8-bit weights
     manifest.json      source, converter versions, sha256 and size of every file
 
 A folder is built under a temporary name and renamed into place only once complete, so an
@@ -29,14 +31,18 @@ from ..errors import UserError
 from .ct2_reader import ModelFileError
 
 MANIFEST = "manifest.json"
-FORMATS = ("ct2", "hf", "onnx", "onnx-int8", "openai")
+FORMATS = ("ct2", "hf", "onnx", "onnx-int8", "openai", "ggml", "openvino", "openvino-int8")
+# whisper.cpp files written into ggml/ (harness/models/ggml_format.py). No fp32 file: the bundled
+# whisper.cpp (1.8.5) asserts f16 conv kernels (ops.cpp: GGML_ASSERT(src0->type == GGML_TYPE_F16)).
+GGML_TYPES = ("f16", "q8_0", "q5_0")
 # Peak disk use while converting, as a multiple of the float16 CTranslate2 model: fp32 HF (2x),
 # two fp32 ONNX decoders with duplicated embeddings plus the encoder (~5x), int8 (~1.5x), openai (2x).
-DISK_FACTOR = 12
+DISK_FACTOR = 16
 # Bumped when the folder's layout changes; an older store is rebuilt. 2: onnx*/cross_kv_model.onnx;
-# 3: decoder_with_past returns the last position's logits only.
-STORE_LAYOUT = 3
-CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2")
+# 3: decoder_with_past returns the last position's logits only; 4: ggml/ for whisper.cpp, openvino*/.
+STORE_LAYOUT = 4
+CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2",
+                      "optimum-intel", "openvino", "openvino-tokenizers", "nncf")
 
 
 class PrepareError(UserError):
@@ -162,6 +168,17 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
                   fmt == "onnx-int8")
         steps.run(f"last-position logits ({fmt})", onnx_format.last_position_logits, work / fmt)
     steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
+    from engines.ort.features import mel_filters
+
+    from . import ggml_format
+
+    from . import openvino_format
+
+    steps.run("export openvino", openvino_format.export_openvino, work / "hf", work / "openvino")
+    steps.run("compress openvino int8", openvino_format.compress_int8, work / "openvino", work / "openvino-int8")
+    for file_type in GGML_TYPES:
+        steps.run(f"write ggml {file_type}", ggml_format.write_ggml, work / "ggml" / f"ggml-model-{file_type}.bin",
+                  state, dims, work / "hf" / "tokenizer.json", mel_filters(dims.n_mels), file_type)
     return {"source": source_info, "dims": dims.as_dict(), "multilingual": dims.is_multilingual,
             "layout": STORE_LAYOUT}
 

@@ -91,7 +91,9 @@ def build_cell_record(cell_dir: Path, scored: bool = True) -> dict:
             "page_cache_evicted": run.get("page_cache_evicted"),
             "host_wall_s": run.get("host_wall_s"), "harness_overhead_s": run.get("harness_overhead_s"),
             "container_overhead_s": run.get("container_overhead_s"),
-            "busy_share": quiet.get("busy_share"), "loaded": bool(quiet.get("loaded")),
+            "busy_share": quiet.get("busy_share"), "foreign_busy_share": run.get("foreign_busy_share"),
+            # busy before the run, or something else took a share of its CPUs while it ran
+            "loaded": bool(quiet.get("loaded")) or (run.get("foreign_busy_share") or 0) > quiet.get("threshold", 1),
         })
         if not record.get("engine"):
             record.update({

@@ -101,7 +101,7 @@ def parse_engines(text: str | None) -> list[tuple[str, str]]:
         engine, _, variant = item.partition(":")
         if engine not in SPECS:
             raise UserError(f"ENGINES: unknown engine {engine!r}; choose from {', '.join(SPECS)}")
-        variants = [variant] if variant else list(SPECS[engine].variants)
+        variants = [variant] if variant else SPECS[engine].compared
         for v in variants:
             if v not in SPECS[engine].variants:
                 raise UserError(f"ENGINES: {engine} has no variant {v!r}; it has "

@@ -15,7 +15,7 @@ from engines.results import Status
 from ..files import ResultsWriteError, count_lines, read_json, write_json
 from ..layout import ROWS_FILE, RUN_FILE, SUMMARY_FILE
 from .config import Cell, Config
-from .cpus import format_cpu_list
+from .cpus import busy_seconds, foreign_share, format_cpu_list
 from .progress import RunProgress
 from .record import RunRecord, now
 from .signals import Stopped
@@ -79,6 +79,7 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
         exited.set()
 
     start = time.perf_counter()
+    busy_before = busy_seconds(cell.cpuset)
     try:
         container.start()
         start = time.perf_counter()
@@ -107,6 +108,9 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
         finally:
             container.remove(force=True)
         _collect(record, run_dir, state, wall, timed_out, stopped, stats_peak)
+        own = ((record.time_v or {}).get("user_s") or 0.0) + ((record.time_v or {}).get("system_s") or 0.0)
+        record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
+                                                        len(cell.cpuset)), 3)
         _restore_ownership(run_dir)
         write_json(run_dir / RUN_FILE, record.to_dict())
         progress.done = count_lines(run_dir / ROWS_FILE)

@@ -5,6 +5,7 @@ siblings each (reported per run in run.json's `smt`).
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from engines.cpus import visible_cpus as usable_cpus  # noqa: F401  (the harness
 from ..errors import UserError
 
 SYSFS_CPU = Path("/sys/devices/system/cpu")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/stat counts in these per second
 
 
 def parse_cpu_list(text: str) -> list[int]:
@@ -93,6 +95,19 @@ def _cpu_times(stat_text: str) -> dict[int, tuple[int, int]]:
         idle = values[3] + (values[4] if len(values) > 4 else 0)
         out[int(m.group(1))] = (sum(values[:8]) - idle, sum(values[:8]))
     return out
+
+
+def busy_seconds(cpus, stat: Path = Path("/proc/stat")) -> float:
+    """CPU-seconds the given CPUs have spent busy since boot (a snapshot; subtract two)."""
+    times = _cpu_times(stat.read_text())
+    return sum(times[c][0] for c in cpus if c in times) / CLOCK_TICKS
+
+
+def foreign_share(busy_delta_s: float, own_cpu_s: float, wall_s: float, n_cpus: int) -> float:
+    """Share of the cell's CPU capacity that something other than the run used while it ran."""
+    if wall_s <= 0 or n_cpus <= 0:
+        return 0.0
+    return max(0.0, busy_delta_s - own_cpu_s) / (wall_s * n_cpus)
 
 
 def cpu_busy(cpus, seconds: float = 1.0, stat: Path = Path("/proc/stat")) -> dict[int, float]:

@@ -55,6 +55,7 @@ class RunRecord:
     cgroup_cache_bytes: int | None = None
     page_cache_evicted: bool = False         # model and audio files dropped from the page cache before
     quiet: dict | None = None                # CPU load seen on the cell's CPUs before the run
+    foreign_busy_share: float | None = None  # share of the cell's CPUs used by anything else during the run
     host: dict | None = None
 
     def to_dict(self) -> dict:

@@ -1,0 +1,67 @@
+"""`openvino`: openvino-genai's WhisperPipeline on the store's OpenVINO IR (fp32, int8 weights).
+
+`fp32` pins the inference precision to f32: on a CPU with BF16 (AMX, AVX512-BF16) OpenVINO would
+otherwise compute in bf16; `bf16` asks for bf16 on purpose, as its own variant. The pipeline's own
+long-form algorithm decodes 30 s windows one after another with timestamps; it has no previous-text
+conditioning, which goes into the notes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Engine, FileResult, package_versions
+from .registry import spec
+
+REQUIRED = ("openvino_encoder_model.xml", "openvino_tokenizer.xml", "openvino_detokenizer.xml")
+
+
+class OpenvinoEngine(Engine):
+    name = "openvino"
+
+    def load(self) -> None:
+        import openvino_genai
+
+        ov_dir = self.model_path(spec(self.name).check_variant(self.precision))
+        for name in REQUIRED:
+            if not (ov_dir / name).is_file():
+                raise FileNotFoundError(f"{ov_dir / name}: model file is missing")
+        hint = "bf16" if self.precision == "bf16" else "f32"
+        self.pipe = openvino_genai.WhisperPipeline(str(ov_dir), "CPU", INFERENCE_PRECISION_HINT=hint,
+                                                   INFERENCE_NUM_THREADS=self.threads, NUM_STREAMS=1)
+        s = self.settings
+        self.config = self.pipe.get_generation_config()
+        self.config.return_timestamps = s.timestamps
+        self.config.num_beams = s.beam_size
+        self.config.max_new_tokens = s.max_new_tokens or 224
+        if self.config.is_multilingual:
+            self.config.language = f"<|{s.language or 'en'}|>"
+            self.config.task = s.task
+        if s.condition_on_previous_text:
+            self.notes.append("previous-text conditioning is not available in openvino-genai's WhisperPipeline")
+        self.notes.append(f"inference precision pinned to {hint} (INFERENCE_PRECISION_HINT)")
+        if hint == "bf16" and not _cpu_has_bf16():
+            self.notes.append("this CPU has no AVX512-BF16 or AMX: OpenVINO emulates bf16 or falls back")
+        if s.batch_size > 1:
+            self.notes.append("batch_size > 1 not used: files are decoded one at a time")
+
+    def _applied_overrides(self) -> dict:
+        return {"max_new_tokens": self.config.max_new_tokens, "condition_on_previous_text": False}
+
+    def transcribe(self, audio: np.ndarray) -> FileResult:
+        result = self.pipe.generate(np.ascontiguousarray(audio, dtype=np.float32).tolist(), self.config)
+        text = str(result.texts[0] if hasattr(result, "texts") else result).strip()
+        return FileResult(text=text, n_tokens=len(text.split()))
+
+    def versions(self) -> dict[str, str]:
+        import openvino
+
+        return {**package_versions("openvino", "openvino-genai", "openvino-tokenizers"),
+                "cpu": str(openvino.Core().get_property("CPU", "FULL_DEVICE_NAME"))}
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags

@@ -1,0 +1,65 @@
+"""`whisper-cpp`: whisper.cpp through pywhispercpp's bundled build, on the store's ggml files.
+
+Variants are the ggml file types: f16 (f16 weights; ggml converts activations to f16 for those matrix
+products, so it is not fp32 arithmetic), q8_0 and q5_0 (block-quantised weights). An f32 file loads but
+the bundled whisper.cpp asserts f16 conv kernels, so there is no fp32 variant. What the bundled
+build was compiled for (AVX2, AVX-512, ...) is recorded from whisper.cpp's system info: a wheel built for
+a generic x86-64 may lack instruction sets the host has.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Engine, FileResult, package_versions
+from .registry import spec
+
+
+class WhisperCppEngine(Engine):
+    name = "whisper-cpp"
+
+    def load(self) -> None:
+        from pywhispercpp.model import Model
+
+        ggml_dir = self.model_path(spec(self.name).check_variant(self.precision))
+        path = ggml_dir / f"ggml-model-{self.precision}.bin"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model file is missing")
+        s = self.settings
+        self.model = Model(str(path), redirect_whispercpp_logs_to=None, n_threads=self.threads,
+                           print_progress=False, print_realtime=False, print_timestamps=False)
+        self.params = {
+            "language": s.language or "en", "translate": s.task == "translate", "no_timestamps": not s.timestamps,
+            "no_context": not s.condition_on_previous_text, "temperature": s.temperature, "temperature_inc": 0.0,
+            "single_segment": False, "suppress_blank": True, "max_initial_ts": 1.0,
+        }
+        if s.beam_size > 1:
+            self.notes.append("beam search not wired for whisper-cpp: greedy decoding used")
+        if s.batch_size > 1:
+            self.notes.append("batch_size > 1 not used: files are decoded one at a time")
+        info = self.system_info()
+        self.notes.append(f"whisper.cpp system info: {info}")
+
+    @staticmethod
+    def system_info() -> str:
+        import _pywhispercpp as pw
+
+        return str(pw.whisper_print_system_info()).strip()
+
+    def _applied_overrides(self) -> dict:
+        # whisper.cpp stops a window at half the text context, like openai-whisper; it pads the last
+        # window in sample space before the log-mel (openai-whisper pads the log-mel).
+        return {"max_new_tokens": self.settings.max_new_tokens or 224}
+
+    def transcribe(self, audio: np.ndarray) -> FileResult:
+        import _pywhispercpp as pw
+
+        segments = self.model.transcribe(np.ascontiguousarray(audio, dtype=np.float32), **self.params)
+        text = "".join(seg.text for seg in segments).strip()
+        ctx = self.model._ctx  # the bindings expose token ids only through the context
+        eot = pw.whisper_token_eot(ctx)
+        tokens = [tid for i in range(pw.whisper_full_n_segments(ctx)) for j in range(pw.whisper_full_n_tokens(ctx, i))
+                  if (tid := pw.whisper_full_get_token_id(ctx, i, j)) < eot]
+        return FileResult(text=text, n_tokens=len(tokens), tokens=tokens)
+
+    def versions(self) -> dict[str, str]:
+        return package_versions("pywhispercpp")
