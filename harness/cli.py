@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="tables, plots and RESULTS.md from results/ alone")
     report.add_argument("--results", default=str(DEFAULT_RESULTS))
-    report.add_argument("--results-md", help="file to update (default RESULTS.md at the repository root)")
+    report.add_argument("--results-md", help="file to update (default: RESULTS.md at the repository root for "
+                        "results/, RESULTS.md inside any other results folder)")
     report.set_defaults(func=_report)
 
     comp = sub.add_parser("compare", help="per-cell change between two results folders or SUTs")

@@ -219,3 +219,12 @@ def test_report_command_on_empty_results(tmp_path):
 def tree_digest(root):
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_results_folder_elsewhere_gets_its_own_results_md(results):
+    from harness.layout import RESULTS_MD
+
+    before = RESULTS_MD.read_bytes()
+    write_report(results)
+    assert (results / "RESULTS.md").read_text().count("## box") == 1
+    assert RESULTS_MD.read_bytes() == before

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..layout import RESULTS_MD
+from ..layout import DEFAULT_RESULTS, RESULTS_MD
 from .answer import add_derived, records_by_id
 from .cells import collect_cells
 from .plots import PlotsExporter
@@ -39,7 +39,13 @@ def build_report(results: Path, results_md: Path | None = None) -> Report:
     rows = [row_from_cell(r) for r in records]
     rows.sort(key=lambda r: (r["sut"], r["cores"] or 0, r["memory_gb"] or 0, r["engine"] or "", r["variant"] or ""))
     comparisons = add_derived(rows)
-    return Report(results, results_md or RESULTS_MD, rows, records_by_id(records), comparisons)
+    return Report(results, results_md or default_results_md(results), rows, records_by_id(records), comparisons)
+
+
+def default_results_md(results: Path) -> Path:
+    """The repository's RESULTS.md for the repository's results/; a RESULTS.md inside any other results
+    folder, so that a run elsewhere never rewrites the repository's answer."""
+    return RESULTS_MD if results.resolve() == DEFAULT_RESULTS.resolve() else results / "RESULTS.md"
 
 
 def write_report(results: Path, results_md: Path | None = None, exporters=None) -> list[dict]:
