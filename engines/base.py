@@ -59,6 +59,10 @@ class Engine:
     def transcribe(self, audio: np.ndarray) -> FileResult:
         raise NotImplementedError
 
+    def before_file(self) -> None:
+        """Called before each file, outside the timed region: clear state that must not carry from one
+        file to the next (no engine does work on the file here)."""
+
     def versions(self) -> dict[str, str]:
         return {}
 

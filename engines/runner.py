@@ -176,6 +176,7 @@ def _warm_up(engine, files: list[Path], warmup: int, audio_root: Path) -> dict:
     start = time.perf_counter()
     for _ in range(warmup):
         for _path, audio, _lf in decoded:
+            engine.before_file()
             engine.transcribe(audio)
     names = [str(p.relative_to(audio_root)) for p, _, _ in decoded]
     return {"warmup_files": names, "warmup_file": names[0] if names else None,
@@ -184,6 +185,7 @@ def _warm_up(engine, files: list[Path], warmup: int, audio_root: Path) -> dict:
 
 def _run_one(engine, path: Path, repeat: int, audio_root: Path) -> FileRow:
     row = FileRow(file=str(path.relative_to(audio_root)), repeat=repeat)
+    engine.before_file()
     start = time.perf_counter()
     try:
         audio = load_audio(path)

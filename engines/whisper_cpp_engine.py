@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .base import Engine, FileResult, package_versions
 from .registry import spec
 
@@ -38,6 +39,14 @@ class WhisperCppEngine(Engine):
             self.notes.append("batch_size > 1 not used: files are decoded one at a time")
         info = self.system_info()
         self.notes.append(f"whisper.cpp system info: {info}")
+        self.notes.append("previous-text prompt cleared between files by an untimed 1 s silent decode")
+
+    def before_file(self) -> None:
+        # whisper.cpp keeps the previous file's text as the next file's prompt (the context's prompt_past
+        # survives whisper_full calls, and the bindings expose no state reset): one second of silence
+        # decoded with no_context clears it, so each file starts with no prompt, as in every other engine.
+        if self.settings.condition_on_previous_text:
+            self.model.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), **{**self.params, "no_context": True})
 
     @staticmethod
     def system_info() -> str:
@@ -54,7 +63,7 @@ class WhisperCppEngine(Engine):
         import _pywhispercpp as pw
 
         segments = self.model.transcribe(np.ascontiguousarray(audio, dtype=np.float32), **self.params)
-        text = "".join(seg.text for seg in segments).strip()
+        text = " ".join(seg.text.strip() for seg in segments).strip()  # segments carry no leading space
         ctx = self.model._ctx  # the bindings expose token ids only through the context
         eot = pw.whisper_token_eot(ctx)
         tokens = [tid for i in range(pw.whisper_full_n_segments(ctx)) for j in range(pw.whisper_full_n_tokens(ctx, i))
