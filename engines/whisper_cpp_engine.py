@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
 from .base import Engine, FileResult, package_versions
 from .registry import spec
 
@@ -26,8 +25,10 @@ class WhisperCppEngine(Engine):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: model file is missing")
         s = self.settings
-        self.model = Model(str(path), redirect_whispercpp_logs_to=None, n_threads=self.threads,
-                           print_progress=False, print_realtime=False, print_timestamps=False)
+        self._new_model = lambda: Model(str(path), redirect_whispercpp_logs_to=None, n_threads=self.threads,
+                                        print_progress=False, print_realtime=False, print_timestamps=False)
+        self.model = self._new_model()
+        self._used = False
         self.params = {
             "language": s.language or "en", "translate": s.task == "translate", "no_timestamps": not s.timestamps,
             "no_context": not s.condition_on_previous_text, "temperature": s.temperature, "temperature_inc": 0.0,
@@ -39,14 +40,17 @@ class WhisperCppEngine(Engine):
             self.notes.append("batch_size > 1 not used: files are decoded one at a time")
         info = self.system_info()
         self.notes.append(f"whisper.cpp system info: {info}")
-        self.notes.append("previous-text prompt cleared between files by an untimed 1 s silent decode")
+        self.notes.append("a fresh whisper.cpp context per file (built untimed) so no prompt carries over")
 
     def before_file(self) -> None:
-        # whisper.cpp keeps the previous file's text as the next file's prompt (the context's prompt_past
-        # survives whisper_full calls, and the bindings expose no state reset): one second of silence
-        # decoded with no_context clears it, so each file starts with no prompt, as in every other engine.
-        if self.settings.condition_on_previous_text:
-            self.model.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), **{**self.params, "no_context": True})
+        # whisper.cpp keeps the previous file's text as the next file's prompt (the state's prompt_past
+        # survives whisper_full calls, and the bindings expose no state reset; a decode with no_context
+        # leaves its own output there). A fresh context per file, built outside the timed region, starts
+        # each file with no prompt, as in every other engine.
+        if self.settings.condition_on_previous_text and self._used:
+            self.model = None  # free the old context first: two at once would inflate the peak memory
+            self.model = self._new_model()
+        self._used = True
 
     @staticmethod
     def system_info() -> str:
