@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Engine, FileResult, package_versions
+from .base import MAX_NEW_TOKENS_DEFAULT, Engine, FileResult, package_versions
 from .registry import spec
 
 REQUIRED = ("openvino_encoder_model.xml", "openvino_tokenizer.xml", "openvino_detokenizer.xml")
@@ -32,7 +32,7 @@ class OpenvinoEngine(Engine):
         self.config = self.pipe.get_generation_config()
         self.config.return_timestamps = s.timestamps
         self.config.num_beams = s.beam_size
-        self.config.max_new_tokens = s.max_new_tokens or 224
+        self.config.max_new_tokens = s.max_new_tokens or MAX_NEW_TOKENS_DEFAULT
         if self.config.is_multilingual:
             self.config.language = f"<|{s.language or 'en'}|>"
             self.config.task = s.task

@@ -9,6 +9,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
+# The engine's result files (the runner writes them; the harness and the report read them).
+SUMMARY_FILE = "inference_summary.json"
+ROWS_FILE = "inference_per_file.jsonl"      # appended one row per file as it finishes
+PER_FILE_JSON = "inference_per_file.json"
+PER_FILE_CSV = "inference_per_file.csv"
+
 
 class Status(str, Enum):
     """Where a run ended. The runner writes the first five; the harness adds what only the host sees."""

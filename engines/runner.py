@@ -30,10 +30,9 @@ from .audio import SAMPLE_RATE, AudioError, list_audio, load_audio
 from .base import DecodingSettings
 from .cpus import bind_threads, visible_cpus
 from .registry import SPECS, spec
-from .results import FileRow, Latency, Status
+from .results import PER_FILE_CSV, PER_FILE_JSON, ROWS_FILE, SUMMARY_FILE, FileRow, Latency, Status
 
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
-ROWS_FILE = "inference_per_file.jsonl"
 STAGES = ("features_s", "encode_s", "decode_s")
 LONG_FORM_S = 30.0  # Whisper's window: longer audio runs the sequential long-form path
 
@@ -123,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
                         "processor": platform.processor() or platform.machine()},
         "status": str(Status.RUNNING), "n_files": len(files),
     }
-    write_atomic(out_dir / "inference_summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     t0 = time.perf_counter()
     try:
         engine_spec.check_variant(precision)
@@ -131,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
     except Exception as exc:
         summary.update(status=str(Status.LOAD_FAILED), error=f"{type(exc).__name__}: {exc}",
                        notes=notes + engine.notes)
-        write_atomic(out_dir / "inference_summary.json", json.dumps(summary, indent=2) + "\n")
+        write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         raise LoadError(f"{type(exc).__name__}: {exc}" if not isinstance(exc, (FileNotFoundError, ValueError))
                         else str(exc)) from exc
     summary["model_load_s"] = time.perf_counter() - t0
@@ -240,9 +239,9 @@ def write_results(out_dir: Path, rows: list[FileRow], summary: dict) -> None:
     writer = csv.DictWriter(text, fieldnames=FileRow.field_names())
     writer.writeheader()
     writer.writerows(r.to_dict() for r in rows)
-    write_atomic(out_dir / "inference_per_file.csv", text.getvalue())
-    write_atomic(out_dir / "inference_per_file.json", json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
-    write_atomic(out_dir / "inference_summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out_dir / PER_FILE_CSV, text.getvalue())
+    write_atomic(out_dir / PER_FILE_JSON, json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
+    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

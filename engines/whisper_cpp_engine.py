@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Engine, FileResult, package_versions
+from .base import MAX_NEW_TOKENS_DEFAULT, Engine, FileResult, package_versions
 from .registry import spec
 
 
@@ -61,7 +61,7 @@ class WhisperCppEngine(Engine):
     def _applied_overrides(self) -> dict:
         # whisper.cpp stops a window at half the text context, like openai-whisper; it pads the last
         # window in sample space before the log-mel (openai-whisper pads the log-mel).
-        return {"max_new_tokens": self.settings.max_new_tokens or 224}
+        return {"max_new_tokens": self.settings.max_new_tokens or MAX_NEW_TOKENS_DEFAULT}
 
     def transcribe(self, audio: np.ndarray) -> FileResult:
         import _pywhispercpp as pw

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from engines.results import PER_FILE_JSON, ROWS_FILE, SUMMARY_FILE  # noqa: F401  (the engine's file names)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "results"
 DEFAULT_AUDIO = ROOT / "audio" / "synth"
@@ -21,9 +23,6 @@ DEFAULT_MODELS = ROOT / "models"
 RESULTS_MD = ROOT / "RESULTS.md"
 
 RUN_FILE = "run.json"                 # the host's record of one container run
-SUMMARY_FILE = "inference_summary.json"
-ROWS_FILE = "inference_per_file.jsonl"
-PER_FILE_JSON = "inference_per_file.json"
 METRICS_FILE = "metrics.json"
 CELL_FILE = "cell.json"
 PLAN_FILE = "plan.json"

@@ -86,23 +86,22 @@ def format_tokens(model_dir: Path, audio: np.ndarray) -> dict[str, list[int]]:
 REPORTED_ONLY = ("onnx-int8", "ggml")
 
 
-def engine_tokens(model_dir: Path, audio: np.ndarray, engine: str, variant: str) -> list[int]:
-    """Greedy, no-timestamp tokens through the project's engine wrapper."""
+def _engine_result(model_dir: Path, audio: np.ndarray, engine: str, variant: str):
+    """Greedy, no-timestamp transcription through the project's engine wrapper."""
     from engines.base import DecodingSettings
     from engines.registry import spec
 
     runner = spec(engine).engine_class()(model_dir, DecodingSettings(timestamps=False), 2, variant)
     runner.load()
-    return runner.transcribe(audio).tokens
+    return runner.transcribe(audio)
+
+
+def engine_tokens(model_dir: Path, audio: np.ndarray, engine: str, variant: str) -> list[int]:
+    return _engine_result(model_dir, audio, engine, variant).tokens
 
 
 def engine_text(model_dir: Path, audio: np.ndarray, engine: str, variant: str) -> str:
-    from engines.base import DecodingSettings
-    from engines.registry import spec
-
-    runner = spec(engine).engine_class()(model_dir, DecodingSettings(timestamps=False), 2, variant)
-    runner.load()
-    return runner.transcribe(audio).text
+    return _engine_result(model_dir, audio, engine, variant).text
 
 
 def verify(model_dir: Path, audio: str | None = None) -> dict[str, list[int]]:

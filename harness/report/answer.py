@@ -20,7 +20,7 @@ from engines.registry import BASELINE_ENGINE
 from engines.results import Status
 
 from ..scoring.normalizers import GATE_NORMALIZER
-from .cells import timing_matrix
+from .cells import common_timings
 from .stats import paired_ratio
 
 ACCURACY_GATE = 0.99          # share of the reference point's word accuracy a row must keep
@@ -153,9 +153,7 @@ def paired(a: dict, b: dict, records: dict) -> tuple[float, float, float] | None
     ra, rb = records.get(_id(a)), records.get(_id(b))
     if not ra or not rb:
         return None
-    _, _, files_a = timing_matrix(ra)
-    times_b, audio, common = timing_matrix(rb, files_a)
-    times_a, _, _ = timing_matrix(ra, common)
+    times_a, times_b, audio = common_timings(ra, rb)
     if times_a.size == 0 or times_b.size == 0:
         return None
     return paired_ratio(times_a, times_b, audio)

@@ -141,6 +141,14 @@ def timing_matrix(record: dict, files: list[str] | None = None) -> tuple[np.ndar
     return matrix, audio, keep
 
 
+def common_timings(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two cells' (rounds x files) times over the files both transcribed in every ok round, and their audio."""
+    _, _, files_a = timing_matrix(a)
+    times_b, audio, common = timing_matrix(b, files_a)
+    times_a, _, _ = timing_matrix(a, common)
+    return times_a, times_b, audio
+
+
 def collect_cells(results: Path) -> list[dict]:
     """Every cell's record: rebuilt (and cell.json rewritten when it changed) where round folders exist,
     read from cell.json where they do not (a clone)."""

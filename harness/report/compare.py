@@ -15,7 +15,7 @@ from tabulate import tabulate
 from ..errors import UserError
 from ..files import write_atomic
 from ..layout import DEFAULT_RESULTS
-from .cells import collect_cells, timing_matrix
+from .cells import collect_cells, common_timings
 from .rows import row_from_cell
 from .stats import paired_ratio
 
@@ -56,9 +56,7 @@ def compare(old: str, new: str) -> list[dict]:
     for key in sorted(set(a) & set(b)):
         ra, rb = a[key], b[key]
         row_a, row_b = row_from_cell(ra), row_from_cell(rb)
-        _, _, files_a = timing_matrix(ra)
-        times_b, audio, common = timing_matrix(rb, files_a)
-        times_a, _, _ = timing_matrix(ra, common)
+        times_a, times_b, audio = common_timings(ra, rb)
         ratio = paired_ratio(times_b, times_a, audio, pair_rounds=False) if times_a.size and times_b.size else None
         out.append({
             "shape": key[0], "cell": key[1], "old_rtf": row_a["rtf"], "new_rtf": row_b["rtf"],

@@ -34,13 +34,13 @@ def fingerprint(client=None) -> dict:
         except Exception:
             docker_version = None
     thp = _read("/sys/kernel/mm/transparent_hugepage/enabled")
+    smt = _read("/sys/devices/system/cpu/smt/active")
     commit, dirty = git_state()
     return {
         "hostname": platform.node(),
         "cpu_model": _cpuinfo_field(cpuinfo, "model name") or platform.processor(),
         "isa": [label for flag, label in ISA_FLAGS.items() if flag in flags],
-        "smt": _read("/sys/devices/system/cpu/smt/active") in ("1",) if _read("/sys/devices/system/cpu/smt/active")
-        else None,
+        "smt": smt == "1" if smt else None,
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or None,
         "boost": _read("/sys/devices/system/cpu/cpufreq/boost") or None,
         "microcode": _cpuinfo_field(cpuinfo, "microcode"),
