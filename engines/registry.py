@@ -64,6 +64,11 @@ SPECS: dict[str, EngineSpec] = {s.name: s for s in (
                {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp",
                "whisper.cpp (pywhispercpp's bundled build) on the project's own ggml files; no fp32: the "
                "bundled build needs f16 conv kernels", default_variant="f16", compare_variants=("f16", "q8_0")),
+    EngineSpec("whisper-cpp-native", "engines.whisper_cpp_engine:WhisperCppNativeEngine",
+               {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp-native",
+               "the same bindings with whisper.cpp compiled in the image for the host's CPU (GGML_NATIVE, as "
+               "its users build it); the image is tied to that CPU family", default_variant="f16",
+               compare_variants=("f16", "q8_0")),
     EngineSpec("openvino", "engines.openvino_engine:OpenvinoEngine",
                {"fp32": "openvino", "bf16": "openvino", "int8": "openvino-int8"}, "engine-openvino",
                "openvino-genai's WhisperPipeline on OpenVINO IR exported with optimum-intel; fp32 pinned to f32 "

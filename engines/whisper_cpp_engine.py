@@ -76,3 +76,15 @@ class WhisperCppEngine(Engine):
 
     def versions(self) -> dict[str, str]:
         return package_versions("pywhispercpp")
+
+
+class WhisperCppNativeEngine(WhisperCppEngine):
+    """The same bindings with whisper.cpp compiled in the image for the build host (GGML_NATIVE), as
+    whisper.cpp's users build it; the image then runs only on that CPU family."""
+
+    name = "whisper-cpp-native"
+
+    def load(self) -> None:
+        super().load()
+        self.notes.append("whisper.cpp compiled from source for the image's build host (-march=native): "
+                          "tied to that CPU family")

