@@ -10,12 +10,18 @@ Adding an engine: its module, one `EngineSpec` below, its dependency group in py
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 
 # Decoding conventions: "openai" = sequential 30 s windows that follow each other at the last timestamp,
 # previous text as prompt, the last window zero-padded in log-mel space (openai-whisper, faster-whisper);
 # "hf-pipeline" = the same algorithm in transformers, short clips padded in sample space.
 CONVENTIONS = ("openai", "hf-pipeline")
+# Model builds beside the store's formats (`python -m harness discover`): models/whisper-<name>/variants/
+# <build>/, each with a variant.json saying how it was made; an engine with `builds` runs any of them.
+BUILDS_DIR = "variants"
+BUILD_FILE = "variant.json"
+BUILD_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class EngineSpec:
     convention: str = "openai"
     default_variant: str = "fp32"
     compare_variants: tuple[str, ...] = ()  # what ENGINES=<name> runs; empty: every variant
+    builds: bool = False             # also runs any build folder under variants/ by its name
 
     def __post_init__(self):
         if self.default_variant not in self.variants:
@@ -40,10 +47,13 @@ class EngineSpec:
         return list(self.compare_variants or self.variants)
 
     def check_variant(self, variant: str) -> str:
-        """The variant's store format, or ValueError naming the ones this engine has."""
-        if variant not in self.variants:
-            raise ValueError(f"{self.name} supports precision {', '.join(self.variants)}, not {variant!r}")
-        return self.variants[variant]
+        """The variant's store folder (a format, or variants/<build>), or ValueError naming the choices."""
+        if variant in self.variants:
+            return self.variants[variant]
+        if self.builds and BUILD_NAME_RE.fullmatch(variant):
+            return f"{BUILDS_DIR}/{variant}"
+        more = f", or a build under {BUILDS_DIR}/" if self.builds else ""
+        raise ValueError(f"{self.name} supports precision {', '.join(self.variants)}{more}, not {variant!r}")
 
     def engine_class(self):
         module, cls = self.target.split(":")
@@ -53,7 +63,8 @@ class EngineSpec:
 SPECS: dict[str, EngineSpec] = {s.name: s for s in (
     EngineSpec("ort", "engines.ort.engine:OrtEngine", {"fp32": "onnx", "int8": "onnx-int8"}, "engine-ort",
                "the project's own pipeline on ONNX Runtime: numpy log-mel, KV-cached decoder, greedy and beam "
-               "search, timestamp rules, sequential 30 s windows for long audio; no Hugging Face code at run time"),
+               "search, timestamp rules, sequential 30 s windows for long audio; no Hugging Face code at run "
+               "time; also any build under variants/ (`harness discover`)", builds=True),
     EngineSpec("faster-whisper", "engines.faster_whisper_engine:FasterWhisperEngine",
                {"fp32": "ct2", "int8": "ct2"}, "engine-faster-whisper", "CTranslate2 (compute type float32 or int8)"),
     EngineSpec("openai-whisper", "engines.openai_whisper_engine:OpenaiWhisperEngine", {"fp32": "openai"},

@@ -72,7 +72,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--audio-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=_threads, required=True, help="N, or auto: every visible CPU")
-    p.add_argument("--precision", help="a variant of the engine's spec (default: the spec's default)")
+    p.add_argument("--precision", help="a variant of the engine's spec (default: the spec's default); for ort "
+                                       "also a build under the model's variants/")
     p.add_argument("--language", default="en")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--beam-size", type=int, default=1)
@@ -89,6 +90,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def decoding_settings(args: argparse.Namespace) -> DecodingSettings:
+    """The common decoding settings these flags request (the host uses it to match baseline runs)."""
+    return DecodingSettings(language=args.language, task=args.task, beam_size=args.beam_size,
+                            max_new_tokens=args.max_new_tokens, timestamps=args.timestamps,
+                            condition_on_previous_text=args.condition_on_previous_text,
+                            batch_size=args.batch_size)
+
+
 def run(args: argparse.Namespace) -> dict:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,10 +110,7 @@ def run(args: argparse.Namespace) -> dict:
     bind_threads(threads)  # for engines started in-process; `python -m engines` bound them before numpy
     engine_spec = spec(args.engine)
     precision = args.precision or engine_spec.default_variant
-    settings = DecodingSettings(language=args.language, task=args.task, beam_size=args.beam_size,
-                                max_new_tokens=args.max_new_tokens, timestamps=args.timestamps,
-                                condition_on_previous_text=args.condition_on_previous_text,
-                                batch_size=args.batch_size)
+    settings = decoding_settings(args)
     model_dir = Path(args.model_dir)
     model_name = args.model_name or model_dir.name.removeprefix("whisper-")
     engine = engine_spec.engine_class()(model_dir, settings, threads, precision)

@@ -86,5 +86,5 @@ class WhisperCppNativeEngine(WhisperCppEngine):
 
     def load(self) -> None:
         super().load()
-        self.notes.append("whisper.cpp compiled from source for the image's build host (-march=native): "
-                          "tied to that CPU family")
+        self.notes.append("whisper.cpp compiled from source for the image's build host (-march=native, AMX "
+                          "left out: its int8 path crashed on q8_0): tied to that CPU family")

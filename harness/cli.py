@@ -1,4 +1,4 @@
-"""`python -m harness [run|images|models|audio|score|report|compare] ...`: the host-side command line.
+"""`python -m harness [run|discover|images|models|audio|score|report|compare] ...`: the host-side command line.
 
 With no subcommand it runs the comparison, configured by flags or the environment (CORES_LIST,
 SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL, REPEATS, MAX_ROUNDS, SEED, WARMUP, RUN_TIMEOUT_SEC,
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engines.registry import BASELINE_ENGINE
 
+from .discover.run import REFERENCES
 from .errors import UserError
 from .layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS
 
@@ -105,6 +106,17 @@ def _compare(args) -> None:
     run_compare(args.old, args.new, Path(args.out) if args.out else None)
 
 
+def _discover(args) -> None:
+    from .discover.run import discover
+    from .run.config import build_config
+
+    config = build_config(args)
+    builds = args.builds.replace(",", " ").split() if args.builds else None
+    md = discover(config, builds, Path(args.variants) if args.variants else None, args.force,
+                  build_images=not args.no_build, references=args.references, baseline=args.baseline)
+    print(f"discover: ranking in {md}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the containerized comparison: every engine at every core count, in rounds")
     add_run_arguments(run)
     run.set_defaults(func=_run)
+
+    disc = sub.add_parser("discover", help="make every ort build of the model, run each in the pinned "
+                          "containers and rank them")
+    add_run_arguments(disc)
+    disc.add_argument("--variants", help="a folder of your own builds (one sub-folder each), taken into the "
+                      "model's variants/")
+    disc.add_argument("--builds", help="only these generated builds, e.g. \"q8-b32 q4-b64\" (default: all)")
+    disc.add_argument("--force", action="store_true", help="re-make builds that exist")
+    disc.add_argument("--references", default=REFERENCES, help=f"cells run beside the builds (default: "
+                      f"\"{REFERENCES}\"; \"\" for none)")
+    disc.add_argument("--baseline", default=BASELINE_ENGINE, help="engine whose transcripts the builds are "
+                      f"scored against (default {BASELINE_ENGINE}; reused when a complete run exists)")
+    disc.set_defaults(func=_discover)
 
     img = sub.add_parser("images", help="build the base image and the engine images")
     img.add_argument("--engines", help="engines to build (default: all)")

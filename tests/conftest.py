@@ -42,6 +42,34 @@ def clips(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def docker_client():
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, f"Docker could not be brought up: {proc.stderr}"
+    from harness.run.images import docker_client as connect
+
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def ort_image(docker_client):
+    """The ort engine image, built from the local (or registry) base exactly as the harness does."""
+    from harness.run.images import build_image, ensure_base_image, stage_build_inputs
+
+    base = ensure_base_image(docker_client)
+    stage_build_inputs({"engine-ort"})
+    log = ROOT / "results" / "test-logs" / "image-ort.log"
+    return build_image(docker_client, "ort", "engine-ort", base, log)
+
+
+@pytest.fixture(scope="session")
+def open_clips(clips):
+    """The test clips, readable by the containers' unprivileged user (pytest's folders are 0700)."""
+    for path in [clips, *clips.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return clips
+
+
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=check)
 

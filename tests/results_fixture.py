@@ -14,10 +14,11 @@ OOM_ERROR = "killed by the kernel: out of memory under the container's limit"
 
 def make_cell(results, shape, cell, rtf=0.1, rounds=3, status="ok", wer=0.10, noise=0.01, seed=0, sut="box",
               decoding=None, applied=None, notes=(), convention="openai", failed_files=0, run=True,
-              memory_gb=4.0, corpus="c1", model="tiny.en", per_file_spread=0.3):
+              memory_gb=4.0, corpus="c1", model="tiny.en", per_file_spread=0.3, variant=None):
     """One cell: `rounds` rounds at about `rtf` (per-file RTF varies by per_file_spread across files, and by
     `noise` between rounds). status applies to the last round; earlier rounds are ok."""
-    engine, _model, variant = cell.rsplit("-", 2)[0].replace(f"-{model}", ""), model, cell.rsplit("-", 1)[1]
+    engine = cell.split(f"-{model}-")[0]
+    variant = variant or cell.split(f"-{model}-")[1]
     cores = int(shape.split("_")[1].split("c")[0])
     rng = np.random.default_rng(seed)
     file_factor = 1 + per_file_spread * np.linspace(-1, 1, N_FILES)

@@ -51,13 +51,16 @@ def test_default_core_counts_are_powers_of_two():
 
 def test_engines_expand_to_variants():
     assert parse_engines("ort faster-whisper:int8") == [("ort", "fp32"), ("ort", "int8"), ("faster-whisper", "int8")]
-    assert len(parse_engines("")) == 10  # whisper-cpp and openvino run two of their variants by default
+    assert len(parse_engines("")) == 12  # the two whisper.cpp builds and openvino run two variants each
     assert parse_engines("whisper-cpp") == [("whisper-cpp", "f16"), ("whisper-cpp", "q8_0")]
     assert parse_engines("whisper-cpp:q5_0 openvino:bf16") == [("whisper-cpp", "q5_0"), ("openvino", "bf16")]
     with pytest.raises(UserError, match="unknown engine 'whisperx'"):
         parse_engines("whisperx")
-    with pytest.raises(UserError, match="hf has no variant 'int8'"):
+    with pytest.raises(UserError, match="hf supports precision fp32, not 'int8'"):
         parse_engines("hf:int8")
+    assert parse_engines("ort:q8-b32") == [("ort", "q8-b32")]  # a build under the model's variants/
+    with pytest.raises(UserError, match="or a build under variants/, not '../x'"):
+        parse_engines("ort:../x")
 
 
 def blank_args(**kw):

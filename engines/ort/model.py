@@ -16,8 +16,11 @@ import numpy as np
 ENCODER, CROSS_KV, DECODER_WITH_PAST = "encoder_model.onnx", "cross_kv_model.onnx", "decoder_with_past_model.onnx"
 
 
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
 class OrtWhisper:
-    def __init__(self, onnx_dir: Path, threads: int):
+    def __init__(self, onnx_dir: Path, threads: int, optimization_level: str = "all"):
         import onnxruntime as ort
 
         self.dir = Path(onnx_dir)
@@ -35,7 +38,12 @@ class OrtWhisper:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if optimization_level not in OPTIMIZATION_LEVELS:
+            raise ValueError(f"graph optimisation level {optimization_level!r}: use one of "
+                             f"{', '.join(OPTIMIZATION_LEVELS)}")
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, "ORT_DISABLE_ALL" if
+                                                optimization_level == "disable" else
+                                                f"ORT_ENABLE_{optimization_level.upper()}")
         providers = ["CPUExecutionProvider"]
         # The encoder's activations are large (attention over 1500 frames) and come once per 30 s window:
         # without the arena they go back to the system instead of staying reserved for the whole run.

@@ -47,7 +47,8 @@ def _mib(value) -> float | None:
 
 
 def _accuracy(metrics: dict) -> dict:
-    out = {"gate_normalizer": metrics.get("gate_normalizer", GATE_NORMALIZER), "n_missing": metrics.get("n_missing")}
+    out = {"gate_normalizer": metrics.get("gate_normalizer", GATE_NORMALIZER), "n_missing": metrics.get("n_missing"),
+           "baseline_run": metrics.get("baseline_run")}
     per_norm = metrics.get("normalizers") or {GATE_NORMALIZER: {"vs_reference": metrics.get("vs_reference"),
                                                                 "vs_baseline": metrics.get("vs_baseline")}}
     for name, entry in per_norm.items():

@@ -1,14 +1,14 @@
 """The one column registry: every column's key, header, format and the outputs that show it.
 
 Outputs: "table" (summary_table.md), "csv" (summary_table.csv and merged.csv, full precision),
-"results" (RESULTS.md's compact table). Adding a column is one line here (and its value in rows.py
-or answer.py).
+"results" (RESULTS.md's compact table), "discovery" (the ranking of model builds, discovery.{md,csv}).
+Adding a column is one line here (and its value in rows.py or answer.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-TABLE, CSV, RESULTS = "table", "csv", "results"
+TABLE, CSV, RESULTS, DISCOVERY = "table", "csv", "results", "discovery"
 ALL = frozenset({TABLE, CSV, RESULTS})
 
 
@@ -25,6 +25,10 @@ def _only(*outputs: str) -> frozenset:
 
 
 COLUMNS = [
+    Column("rank", "rank", outputs=_only(DISCOVERY)),
+    Column("build", "build", outputs=_only(DISCOVERY)),
+    Column("how", "how it was made", outputs=_only(DISCOVERY)),
+    Column("targets", "instruction set", outputs=_only(DISCOVERY)),
     Column("sut", "SUT", outputs=_only(CSV)),
     Column("shape", "container", outputs=_only(CSV, RESULTS)),
     Column("cell", "engine-model-variant", outputs=_only(CSV, RESULTS)),
@@ -32,16 +36,16 @@ COLUMNS = [
     Column("model", "model", outputs=_only(TABLE, CSV)),
     Column("variant", "variant", outputs=_only(TABLE, CSV)),
     Column("precision", "precision", outputs=_only(TABLE, CSV)),
-    Column("cores", "cores (logical CPUs)", outputs=_only(TABLE, CSV)),
+    Column("cores", "cores (logical CPUs)", outputs=_only(TABLE, CSV, DISCOVERY)),
     Column("threads", "threads", outputs=_only(TABLE, CSV)),
     Column("memory_gb", "memory GiB", outputs=_only(CSV)),
     Column("cpuset", "CPU set", outputs=_only(CSV)),
     Column("corpus_id", "corpus", outputs=_only(CSV)),
-    Column("status", "status"),
+    Column("status", "status", outputs=ALL | {DISCOVERY}),
     Column("n_rounds", "rounds"),
-    Column("rtf", "RTF (median)", "{:.4f}"),
-    Column("rtf_ci_low", "RTF 95% low", "{:.4f}"),
-    Column("rtf_ci_high", "RTF 95% high", "{:.4f}"),
+    Column("rtf", "RTF (median)", "{:.4f}", outputs=ALL | {DISCOVERY}),
+    Column("rtf_ci_low", "RTF 95% low", "{:.4f}", outputs=ALL | {DISCOVERY}),
+    Column("rtf_ci_high", "RTF 95% high", "{:.4f}", outputs=ALL | {DISCOVERY}),
     Column("rtf_min", "RTF min", "{:.4f}", _only(TABLE, CSV)),
     Column("rtf_cv_pct", "CV %", "{:.1f}"),
     Column("noisy", "noisy (CV > 5 %)", outputs=_only(TABLE, CSV)),
@@ -49,17 +53,17 @@ COLUMNS = [
     Column("rtfx", "RTFx", "{:.1f}"),
     Column("p50_s", "p50 s", "{:.3f}"),
     Column("p95_s", "p95 s", "{:.3f}"),
-    Column("mean_s", "mean s", "{:.3f}", _only(CSV)),
-    Column("load_s", "load s", "{:.2f}"),
-    Column("peak_rss_mib", "engine peak RSS MiB (time -v)", "{:.0f}"),
+    Column("mean_s", "mean s", "{:.3f}", _only(CSV, DISCOVERY)),
+    Column("load_s", "load s", "{:.2f}", outputs=ALL | {DISCOVERY}),
+    Column("peak_rss_mib", "engine peak RSS MiB (time -v)", "{:.0f}", outputs=ALL | {DISCOVERY}),
     Column("container_peak_mib", "container peak MiB (cgroup, cold page cache)", "{:.0f}"),
     Column("container_anon_mib", "container anon MiB (end)", "{:.0f}", _only(TABLE, CSV)),
-    Column("wer", "WER %", "pct"),
+    Column("wer", "WER %", "pct", outputs=ALL | {DISCOVERY}),
     Column("cer", "CER %", "pct", _only(TABLE, CSV)),
     Column("wer_whisper", "WER % (Whisper normaliser)", "pct"),
     Column("cer_whisper", "CER % (Whisper normaliser)", "pct", _only(TABLE, CSV)),
-    Column("wer_vs_baseline", "WER vs baseline %", "pct"),
-    Column("accuracy_gate", "gate"),
+    Column("wer_vs_baseline", "WER vs baseline %", "pct", outputs=ALL | {DISCOVERY}),
+    Column("accuracy_gate", "gate", outputs=ALL | {DISCOVERY}),
     Column("speedup", "speed-up", "{:.2f}x"),
     Column("efficiency", "efficiency", "pct0"),
     Column("scaling_base", "speed-up base", outputs=_only(TABLE, CSV, RESULTS)),
@@ -74,7 +78,9 @@ COLUMNS = [
     Column("host_wall_s", "host wall s", outputs=_only(CSV)),
     Column("harness_overhead_s", "harness overhead s", outputs=_only(CSV)),
     Column("container_overhead_s", "container start+stop s", outputs=_only(CSV)),
-    Column("error", "error", outputs=_only(TABLE, CSV)),
+    Column("size_mb", "size MB", "{:.0f}", _only(DISCOVERY)),
+    Column("vs_reference", "time vs faster-whisper int8 (95 %)", outputs=_only(DISCOVERY)),
+    Column("error", "error", outputs=_only(TABLE, CSV, DISCOVERY)),
 ]
 
 

@@ -67,6 +67,7 @@ class Config:
     models_dir: Path = DEFAULT_MODELS
     audio_dir: Path = DEFAULT_AUDIO
     engine_args: list[str] = field(default_factory=list)
+    area: str = ""                           # a folder of its own inside the SUT's (discover: "discovery")
 
     @property
     def model_dir(self) -> Path:
@@ -76,7 +77,7 @@ class Config:
 
     @property
     def sut_dir(self) -> Path:
-        return self.results_dir / self.sut
+        return self.results_dir / self.sut / self.area if self.area else self.results_dir / self.sut
 
     def shape_dir(self, cores: int) -> Path:
         return self.sut_dir / shape_name(cores, self.memory_gb)
@@ -103,9 +104,10 @@ def parse_engines(text: str | None) -> list[tuple[str, str]]:
             raise UserError(f"ENGINES: unknown engine {engine!r}; choose from {', '.join(SPECS)}")
         variants = [variant] if variant else SPECS[engine].compared
         for v in variants:
-            if v not in SPECS[engine].variants:
-                raise UserError(f"ENGINES: {engine} has no variant {v!r}; it has "
-                                f"{', '.join(SPECS[engine].variants)}")
+            try:
+                SPECS[engine].check_variant(v)
+            except ValueError as exc:
+                raise UserError(f"ENGINES: {exc}") from None
             if (engine, v) not in out:
                 out.append((engine, v))
     return out

@@ -40,7 +40,7 @@ def validate_inputs(config: Config) -> list[Path]:
         raise UserError(f"model {config.model}: {model_dir} is not prepared: run "
                         f"`python -m harness models prepare --model {config.model}`")
     for engine, variant in config.engines:
-        fmt = spec(engine).variants[variant]
+        fmt = spec(engine).check_variant(variant)
         if not (model_dir / fmt).is_dir():
             raise UserError(f"model {config.model}: {model_dir / fmt} (needed by {engine} {variant}) is missing: "
                             f"run `python -m harness models prepare --model {config.model} --force`")

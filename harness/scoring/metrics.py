@@ -9,6 +9,7 @@ complete one.
 from __future__ import annotations
 
 import json
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def compute_metrics(run_dir: Path, corpus: list[Utterance], baseline_dir: Path |
         "n_without_reference": sum(1 for u in corpus if not u.reference),
         "vs_reference": gate["vs_reference"],
         "baseline": baseline_name,
+        # relative to this run's folder, so a clone's cell.json names the same round
+        "baseline_run": os.path.relpath(baseline_dir, run_dir) if baseline_dir is not None else None,
         "vs_baseline": gate["vs_baseline"],
     }
 

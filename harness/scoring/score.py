@@ -1,8 +1,8 @@
 """The scoring stage: metrics.json beside every round folder, against references and the baseline.
 
 The baseline is the baseline engine's complete run (status ok, never partial or failed) of the same
-model: in the same container shape when there is one, else in another shape of the same SUT
-(transcripts do not depend on the core count).
+model, corpus and requested decoding: in the same container shape when there is one, else in another
+shape of the same SUT (transcripts do not depend on the core count).
 """
 from __future__ import annotations
 
@@ -23,18 +23,29 @@ def _complete(run_dir: Path) -> bool:
 
 
 def baseline_for(run_dir: Path, baseline: str = BASELINE_ENGINE) -> Path | None:
+    """The baseline's complete round for run_dir: same model, corpus and requested decoding; looked for in
+    the run's own shape, then its folder's other shapes, then (for a run in an area of a SUT, such as
+    results/<SUT>/discovery/) the SUT's own shapes, so a baseline run once is reused, not re-run."""
     summary = read_json(run_dir / SUMMARY_FILE) or {}
-    cell_name = f"{baseline}-{summary.get('model')}-{SPECS[baseline].default_variant}" if baseline in SPECS \
-        else None
-    cell_dir = run_dir.parent
-    shape_dir = cell_dir.parent
+    if baseline not in SPECS:
+        return None
+    cell_name = f"{baseline}-{summary.get('model')}-{SPECS[baseline].default_variant}"
+    shape_dir = run_dir.parent.parent
     candidates = [shape_dir / cell_name] + sorted(p / cell_name for p in shape_dir.parent.glob("container_*")
-                                                  if p != shape_dir) if cell_name else []
+                                                  if p != shape_dir)
+    candidates += sorted(p / cell_name for p in shape_dir.parent.parent.glob("container_*"))
     for candidate in candidates:
         for round_dir in round_dirs(candidate):
-            if _complete(round_dir):
+            if _complete(round_dir) and same_inputs(round_dir, run_dir):
                 return round_dir
     return None
+
+
+def same_inputs(a: Path, b: Path) -> bool:
+    """Two rounds transcribed the same corpus with the same requested decoding (where both recorded it)."""
+    corpus = [((read_json(d / RUN_FILE) or {}).get("host") or {}).get("corpus_id") for d in (a, b)]
+    decoding = [(read_json(d / SUMMARY_FILE) or {}).get("decoding") for d in (a, b)]
+    return all(x[0] == x[1] or None in x for x in (corpus, decoding))
 
 
 def score_results(results: Path, audio: Path, baseline: str = BASELINE_ENGINE, quiet: bool = False) -> int:

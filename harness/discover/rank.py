@@ -1,0 +1,160 @@
+"""The ranking of model builds: results/<SUT>/discovery.{md,csv} and a speed-vs-WER plot.
+
+Per core count, builds are ranked by median RTF; the recommended build is the fastest `ort` cell
+within the accuracy gate (the same gate rule as the main answer), and a build is named alone only when
+the paired 95 % interval of its time ratio to every other passing build lies below 1; otherwise the
+tie is named. Each row also carries its paired time ratio to faster-whisper int8 in the same rounds.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from engines.registry import BUILD_FILE, BUILDS_DIR
+
+from ..files import read_json, write_atomic
+from ..layout import CELL_FILE, round_dirs
+from ..report.answer import apply_gate, decide, gated, paired, records_by_id
+from ..report.cells import build_cell_record, collect_cells
+from ..report.columns import DISCOVERY, columns_for
+from ..report.rows import row_from_cell
+from ..report.tables import markdown_table
+from ..run.config import Config
+from ..run.host import describe
+
+REFERENCE = ("faster-whisper", "int8")
+STORE_BUILDS = {"fp32": "the store's onnx/ (optimum export, loaded at level all)",
+                "int8": "the store's onnx-int8/ (MatMulNBits 8-bit, blocks of 32)"}
+PLOT = "discovery_wer_vs_rtf.png"
+
+
+def _ratio_text(ratio) -> str:
+    return "" if ratio is None else f"{ratio[0]:.2f}x ({ratio[1]:.2f}-{ratio[2]:.2f})"
+
+
+def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
+    """The discovery cells' rows (with build facts), their records by id, and the baseline's row."""
+    area = config.sut_dir
+    # cell.json beside each cell, as in the main report: a clone re-ranks from them alone
+    records = [r for r in collect_cells(area.parent) if r["sut"] == area.name]
+    rows = []
+    baseline_cell = None
+    for record in records:
+        row = row_from_cell(record)
+        if row["engine"] == "ort":
+            info = (read_json(config.model_dir / BUILDS_DIR / row["variant"] / BUILD_FILE) or {}) \
+                if row["variant"] not in STORE_BUILDS else {}
+            row.update(build=row["variant"], how=STORE_BUILDS.get(row["variant"]) or info.get("how", ""),
+                       targets=info.get("targets", "any x86-64 (onnxruntime picks kernels at run time)"),
+                       size_mb=info.get("size_mb"))
+        else:
+            row.update(build=f"{row['engine']} {row['variant']}", how="reference engine", targets="")
+        run = (record.get("accuracy") or {}).get("baseline_run")
+        if run and baseline_cell is None:
+            round_dir = area / record["shape"] / record["cell"] / f"round-{record['accuracy']['round']}"
+            target = Path(os.path.normpath(round_dir / run))
+            if (target.parent / "cell.json").is_file() or target.is_dir():
+                baseline_cell = target.parent
+        rows.append(row)
+    baseline_row = None
+    if baseline_cell is not None:
+        baseline_record = build_cell_record(baseline_cell) if round_dirs(baseline_cell) else \
+            read_json(baseline_cell / CELL_FILE)
+        records.append(baseline_record)
+        baseline_row = row_from_cell(baseline_record)
+        baseline_row["baseline_at"] = str(baseline_cell.relative_to(config.results_dir))
+    return rows, records_by_id(records), baseline_row
+
+
+def rank(rows: list[dict], records: dict, baseline_row: dict | None) -> dict[int, dict]:
+    """cores -> {rows (ranked), rule, verdict}; sets each row's rank, gate and ratio to the reference."""
+    out = {}
+    for cores in sorted({r["cores"] for r in rows if r["cores"]}):
+        group = [r for r in rows if r["cores"] == cores]
+        rule = apply_gate(group + ([dict(baseline_row)] if baseline_row else []))
+        reference = next((r for r in group if (r["engine"], r["variant"]) == REFERENCE), None)
+        for row in group:
+            row["vs_reference"] = _ratio_text(paired(row, reference, records)) \
+                if reference is not None and row is not reference and row["status"] == "ok" else ""
+        candidates = [r for r in gated(group) if r["engine"] == "ort"]
+        verdict = decide(candidates, records)
+        ordered = sorted(group, key=lambda r: (r["status"] != "ok", r["rtf"] if r["rtf"] is not None else 9e9))
+        for i, row in enumerate(ordered, 1):
+            row["rank"] = i if row["status"] == "ok" else ""
+        out[cores] = {"rows": ordered, "rule": rule, "verdict": verdict}
+    return out
+
+
+def recommendation(cores: int, ranked: dict) -> str:
+    verdict = ranked["verdict"]
+    if verdict is None:
+        return f"At {cores} core(s): no `ort` build finished within the accuracy gate."
+    lead = verdict.leader
+    vs = f"; time vs faster-whisper int8 {lead['vs_reference']}" if lead.get("vs_reference") else ""
+    if verdict.separated:
+        runner, ratio = verdict.runner_up or (None, None)
+        beyond = f", {_ratio_text(ratio)} of {runner['build']}'s time" if runner is not None and ratio else ""
+        return f"At {cores} core(s): **{lead['build']}** (RTF {lead['rtf']:.4f}{beyond}{vs})."
+    tied = ", ".join(f"{r['build']} ({_ratio_text(ratio) or 'no paired ratio'})" for r, ratio in verdict.tied)
+    return (f"At {cores} core(s): **{lead['build']}** is fastest (RTF {lead['rtf']:.4f}{vs}) but tied within "
+            f"the 95 % intervals with {tied}.")
+
+
+def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
+    rows, records, baseline_row = collect_rows(config)
+    ranked = rank(rows, records, baseline_row)
+    sut_dir = config.results_dir / config.sut
+    cols = columns_for(DISCOVERY)
+    lines = [f"# Model builds of {config.model} on {config.sut}\n",
+             "Every build runs as an `ort` cell in the same pinned containers and rounds, with the store's "
+             "`ort` fp32 and int8 and faster-whisper int8 beside it; `python -m harness discover` made this "
+             "page.\n"]
+    host = next((r["host"] for r in rows if r.get("host")), None)
+    if host:
+        lines += [f"- {line}" for line in describe(host)] + [""]
+    if baseline_row is not None:
+        lines.append(f"Accuracy against the baseline's transcripts from `{baseline_row['baseline_at']}` "
+                     f"(reused when it exists for the same model, corpus and decoding).\n")
+    else:
+        lines.append("No complete baseline run was found: WER vs baseline is empty.\n")
+    for cores, r in ranked.items():
+        lines += [f"## {cores} core(s)\n", recommendation(cores, r) + "\n", f"Gate: {r['rule']}.\n",
+                  markdown_table(r["rows"], cols)]
+    if skipped:
+        lines += ["## Builds not made here\n"] + [f"- `{n}`: {info['skipped']}" for n, info in sorted(skipped.items())]
+        lines.append("")
+    lines.append(f"![speed vs WER]({PLOT})\n")
+    md = sut_dir / "discovery.md"
+    write_atomic(md, "\n".join(lines), only_if_changed=True)
+    write_atomic(sut_dir / "discovery.csv", _csv([row for r in ranked.values() for row in r["rows"]], cols),
+                 only_if_changed=True)
+    _plot(ranked, sut_dir / PLOT)
+    return md
+
+
+def _csv(rows: list[dict], cols) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[c.key for c in cols], extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c.key: "" if row.get(c.key) is None else row.get(c.key) for c in cols})
+    return buf.getvalue()
+
+
+def _plot(ranked: dict, path: Path) -> None:
+    from ..report.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for cores, r in ranked.items():
+        ok = [row for row in r["rows"] if row["status"] == "ok" and row["rtf"] and row["wer"] is not None]
+        ax.scatter([row["rtf"] for row in ok], [100 * row["wer"] for row in ok], label=f"{cores} core(s)")
+        for row in ok:
+            ax.annotate(row["build"], (row["rtf"], 100 * row["wer"]), fontsize=6, alpha=0.8)
+    ax.set_xlabel("RTF (median; lower is faster)")
+    ax.set_ylabel("WER % against references")
+    ax.set_title("Model builds: speed against accuracy")
+    ax.legend()
+    _save(fig, path)
