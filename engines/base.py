@@ -59,11 +59,24 @@ class Engine:
     def transcribe(self, audio: np.ndarray) -> FileResult:
         raise NotImplementedError
 
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[FileResult]:
+        """Several files at once (`--batch-size N`); engines without batching transcribe them in turn."""
+        return [self.transcribe(a) for a in audios]
+
     def before_file(self) -> None:
         """Called before each file, outside the timed region: clear state that must not carry from one
         file to the next (no engine does work on the file here)."""
 
     def versions(self) -> dict[str, str]:
+        return {}
+
+    # Set by the runner's --profile before load: the folder an engine with a profiler writes into.
+    profile_dir: Path | None = None
+
+    def finish(self) -> dict:
+        """Called once after the last file (untimed): extra summary fields, e.g. a profile's top operators."""
+        if self.profile_dir is not None:
+            self.notes.append(f"--profile: no profiler for {self.name}")
         return {}
 
     def applied_decoding(self) -> dict:

@@ -84,6 +84,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="decode in timestamp mode (default; --no-timestamps to disable)")
     p.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--profile", action="store_true", help="ort: onnxruntime's operator profile, reduced to "
+                   "time per operator type (ort_profile_ops.{csv,md} in --out); slows the run")
     args = p.parse_args(argv)
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.beam_size < 1:
         p.error("--threads, --repeats and --beam-size must be >= 1, --warmup >= 0")
@@ -114,6 +116,8 @@ def run(args: argparse.Namespace) -> dict:
     model_dir = Path(args.model_dir)
     model_name = args.model_name or model_dir.name.removeprefix("whisper-")
     engine = engine_spec.engine_class()(model_dir, settings, threads, precision)
+    if args.profile:
+        engine.profile_dir = out_dir
     audio_root = Path(args.audio_dir)
     files = list_audio(audio_root)
     if not files:
@@ -146,12 +150,20 @@ def run(args: argparse.Namespace) -> dict:
 
     rows: list[FileRow] = []
     with open(out_dir / ROWS_FILE, "w", encoding="utf-8") as log:
+        batch = max(settings.batch_size, 1)
+        if batch > 1:
+            notes.append(f"--batch-size {batch}: files go {batch} at a time in corpus order; a file's time is its "
+                         f"share of its batch's wall time, by audio length")
         for repeat in range(args.repeats):
-            for path in files:
-                row = _run_one(engine, path, repeat, audio_root)
-                rows.append(row)
-                log.write(json.dumps(row.to_dict()) + "\n")
-                log.flush()  # the row survives the process: a crash loses nothing finished
+            for start in range(0, len(files), batch):
+                chunk = files[start:start + batch]
+                done = [_run_one(engine, chunk[0], repeat, audio_root)] if batch == 1 else \
+                    _run_batch(engine, chunk, repeat, audio_root)
+                for row in done:
+                    rows.append(row)
+                    log.write(json.dumps(row.to_dict()) + "\n")
+                log.flush()  # the rows survive the process: a crash loses nothing finished
+    summary.update(engine.finish())
     summary.update(aggregate(rows, args.repeats))
     summary["status"] = str(Status.OK if summary["failures"] == 0 else
                             Status.FAILED if summary["n_ok"] == 0 else Status.PARTIAL)
@@ -183,6 +195,9 @@ def _warm_up(engine, files: list[Path], warmup: int, audio_root: Path) -> dict:
         for _path, audio, _lf in decoded:
             engine.before_file()
             engine.transcribe(audio)
+        if engine.settings.batch_size > 1 and len(decoded) > 1:  # the batched path too
+            engine.before_file()
+            engine.transcribe_batch([audio for _, audio, _ in decoded])
     names = [str(p.relative_to(audio_root)) for p, _, _ in decoded]
     return {"warmup_files": names, "warmup_file": names[0] if names else None,
             "warmup_s": time.perf_counter() - start}
@@ -210,6 +225,39 @@ def _run_one(engine, path: Path, repeat: int, audio_root: Path) -> FileRow:
     return row
 
 
+def _run_batch(engine, paths: list[Path], repeat: int, audio_root: Path) -> list[FileRow]:
+    """Several files through `engine.transcribe_batch`, timed together; unreadable audio is its own row."""
+    rows = [FileRow(file=str(p.relative_to(audio_root)), repeat=repeat) for p in paths]
+    loaded = []
+    engine.before_file()
+    start = time.perf_counter()
+    for row, path in zip(rows, paths):
+        try:
+            audio = load_audio(path)
+        except AudioError as exc:
+            row.error = f"audio: {exc}"
+            continue
+        row.audio_s = audio.shape[0] / SAMPLE_RATE
+        loaded.append((row, audio))
+    if not loaded:
+        return rows
+    try:
+        results = engine.transcribe_batch([a for _, a in loaded])
+    except Exception as exc:  # the batch failed: each of its files is a row with the error
+        traceback.print_exc(file=sys.stderr)
+        for row, _ in loaded:
+            row.error = f"{type(exc).__name__}: {exc}"
+        return rows
+    elapsed = time.perf_counter() - start
+    total_audio = sum(row.audio_s for row, _ in loaded)
+    for (row, _), result in zip(loaded, results):
+        row.end_to_end_s = elapsed * row.audio_s / total_audio
+        row.rtf = row.end_to_end_s / row.audio_s if row.audio_s else None
+        row.n_tokens, row.text = result.n_tokens, result.text
+        row.features_s, row.encode_s, row.decode_s = (result.stage_s.get(k) for k in STAGES)
+    return rows
+
+
 def aggregate(rows: list[FileRow], repeats: int) -> dict:
     """RTF is processing over audio of the same (ok) rows, so a file that failed in one repeat only
     counts in neither; total_audio_s is the corpus audio transcribed, each file once."""
@@ -228,6 +276,9 @@ def aggregate(rows: list[FileRow], repeats: int) -> dict:
         "rtf": rtf, "rtfx": 1 / rtf if rtf else None,
         "n_tokens": sum(r.n_tokens for r in ok) // repeats,
         "stage_totals_s": stage_totals,
+        # decoder time per text token (prompt steps included in the time, not in the count)
+        "decode_ms_per_token": 1000 * stage_totals["decode_s"] / (sum(r.n_tokens for r in ok) / repeats)
+        if stage_totals.get("decode_s") and any(r.n_tokens for r in ok) else None,
     }
 
 

@@ -7,6 +7,8 @@
             inference_per_file.{jsonl,csv,json}, inference_summary.json, time.txt,
             cgroup_memory.json, container.log, run.json, metrics.json
     results/<SUT>/backups/<stamp>/...                        cells moved aside by a re-run
+    results/<SUT>/discovery/container_<c>c<m>g/ort-<model>-<build>/...   `harness discover`'s cells
+    results/<SUT>/discovery.{md,csv}, discovery_wer_vs_rtf.png           its ranking of the builds
     results/merged.csv, results/plots/, RESULTS.md           the report
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ METRICS_FILE = "metrics.json"
 CELL_FILE = "cell.json"
 PLAN_FILE = "plan.json"
 LOCK_FILE = ".harness.lock"
+DISCOVERY_MD = "discovery.md"         # results/<SUT>/: the ranking of model builds (harness discover)
 
 SHAPE_RE = re.compile(r"container_(\d+)c([\d.]+)g")
 ROUND_RE = re.compile(r"round-(\d+)")

@@ -120,7 +120,8 @@ def test_discover_runs_builds_in_containers_ranks_a_broken_one_and_reuses_the_ba
     md = once()
     rows = {r["build"]: r for r in __import__("csv").DictReader(open(md.with_suffix(".csv")))}
     assert rows["q8-b32"]["status"] == "ok" and rows["q8-b32"]["wer_vs_baseline"] != ""
-    assert rows["user-broken"]["status"] == "failed" and "encoder_model.onnx" in rows["user-broken"]["error"]
+    assert rows["user-broken"]["status"] == "failed"
+    assert "variants/user-broken/cross_kv_model.onnx: model file is missing" in rows["user-broken"]["error"]
     assert "reused when it exists" in md.read_text()
     baseline_cell = tmp_path / "results" / "test" / "container_1c2g" / "ort-tiny.en-fp32"
     assert [p.name for p in baseline_cell.glob("round-*")] == ["round-1"]

@@ -168,3 +168,44 @@ def _beam(model, logits, cache, initial, tok, logit_filter, sample_len, n_text_c
     best, score = max(finished.items(), key=rank)
     sampled = [t for t in best[len(initial):] if t != tok.eot]
     return DecodeResult(sampled, score, score / (len(sampled) + 1))
+
+
+def decode_batch(model, audio_features, tok: Tokenizer, prompts: list[list[int]], options: DecodeOptions,
+                 n_text_ctx: int) -> list[DecodeResult]:
+    """Greedy decoding of several windows at once (one row per file), each row exactly as `decode`
+    would decode it alone: its own prompt, logit filter and stopping point. The prompts differ in length,
+    so each row's first step runs alone; the rows then step together, their caches left-padded to the
+    longest and the padding hidden by the model's self-attention bias. A row leaves the batch when it
+    ends its window."""
+    initials = [initial_tokens(tok, p, options, n_text_ctx) for p in prompts]
+    sample_len = options.max_new_tokens or n_text_ctx // 2
+    filters = [LogitFilter(tok, len(ini), options.timestamps) for ini in initials]
+    firsts = [model.first(np.array([ini], dtype=np.int64), audio_features[k:k + 1]) for k, ini in enumerate(initials)]
+    logits = np.concatenate([f[0] for f in firsts])
+    cache = model.stack([f[1] for f in firsts])
+    tokens = [list(ini) for ini in initials]
+    sum_logprobs = [0.0] * len(initials)
+    active = list(range(len(initials)))  # the file row behind each batch row
+    for _ in range(sample_len):
+        keep, next_tokens = [], []
+        for i, row in enumerate(active):
+            filters[row](logits[i:i + 1], [tokens[row]])
+            next_token = int(np.argmax(logits[i]))
+            sum_logprobs[row] += float(log_softmax(logits[i])[next_token])
+            tokens[row].append(next_token)
+            if not (next_token == tok.eot or len(tokens[row]) > n_text_ctx):
+                keep.append(i)
+                next_tokens.append(next_token)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            cache = model.select(cache, np.array(keep, dtype=np.int64))
+            active = [active[i] for i in keep]
+        logits, cache = model.next(np.array(next_tokens, dtype=np.int64)[:, None], cache)
+    out = []
+    for row, ini in enumerate(initials):
+        sampled = tokens[row][len(ini):]
+        if sampled and sampled[-1] == tok.eot:
+            sampled = sampled[:-1]
+        out.append(DecodeResult(sampled, sum_logprobs[row], sum_logprobs[row] / (len(sampled) + 1)))
+    return out

@@ -10,7 +10,7 @@ from ..registry import BUILD_FILE, BUILDS_DIR, spec
 from .decoding import DecodeOptions
 from .model import OrtWhisper
 from .tokenizer import Tokenizer
-from .transcribe import transcribe
+from .transcribe import transcribe, transcribe_batch
 
 
 class OrtEngine(Engine):
@@ -28,17 +28,44 @@ class OrtEngine(Engine):
             level = (build.get("session") or {}).get("graph_optimization_level", level)
             self.notes.append(f"build {self.precision}: {build.get('how', 'no variant.json')}; "
                               f"graph optimisation level {level}")
-        self.model = OrtWhisper(onnx_dir, self.threads, level)
+        profile = self.profile_dir / "ort_profile" if self.profile_dir is not None else None
+        self.model = OrtWhisper(onnx_dir, self.threads, level, profile)
         self.tokenizer = Tokenizer(onnx_dir / "tokenizer.json", self.model.generation_config)
         s = self.settings
         self.options = DecodeOptions(task=s.task, language=s.language, beam_size=s.beam_size,
                                      max_new_tokens=s.max_new_tokens, timestamps=s.timestamps)
-        if s.batch_size > 1:
-            self.notes.append("batch_size > 1 not supported: files are decoded one at a time")
+        if s.batch_size > 1 and not self.batch_capable:
+            self.notes.append("batch_size > 1 not used: " + ("beam search decodes one file at a time" if
+                              s.beam_size > 1 else "this model's decoder has no batch inputs (store layout < 5 "
+                              "or a build without them)"))
+        elif s.batch_size > 1:
+            self.notes.append(f"batch of {s.batch_size} files: windows encoded and decoded together, each file "
+                              f"by the sequential algorithm")
+
+    @property
+    def batch_capable(self) -> bool:
+        return self.model.batchable and self.settings.beam_size == 1
 
     def transcribe(self, audio: np.ndarray) -> FileResult:
         out = transcribe(self.model, self.tokenizer, audio, self.options, self.settings.condition_on_previous_text)
         return FileResult(text=out.text, n_tokens=len(out.tokens), stage_s=out.stage_s, tokens=out.tokens)
+
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[FileResult]:
+        if not self.batch_capable:
+            return [self.transcribe(a) for a in audios]
+        outs = transcribe_batch(self.model, self.tokenizer, audios, self.options,
+                                self.settings.condition_on_previous_text)
+        return [FileResult(text=o.text, n_tokens=len(o.tokens), stage_s=o.stage_s, tokens=o.tokens) for o in outs]
+
+    def finish(self) -> dict:
+        if self.profile_dir is None:
+            return {}
+        from .profile import PROFILE_CSV, summarize
+
+        rows = summarize(self.model.end_profiling(), self.profile_dir)
+        self.notes.append(f"--profile: onnxruntime's profiler was on (timings include its overhead); "
+                          f"time per operator in {PROFILE_CSV}")
+        return {"profile_top_ops": [{k: r[k] for k in ("session", "op", "total_ms", "share_pct")} for r in rows[:10]]}
 
     def versions(self) -> dict[str, str]:
         return package_versions("onnxruntime", "numpy")

@@ -14,13 +14,18 @@ from pathlib import Path
 import numpy as np
 
 ENCODER, CROSS_KV, DECODER_WITH_PAST = "encoder_model.onnx", "cross_kv_model.onnx", "decoder_with_past_model.onnx"
+# decoder_with_past's batch inputs (harness/models/onnx_format.py:batch_inputs), and the bias that hides a
+# padded position: exp(-1e9) is exactly 0 in float32, so a padded row attends as if unpadded.
+POSITION_IDS, SELF_ATTENTION_BIAS = "position_ids", "self_attention_bias"
+MASKED = -1e9
 
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
 class OrtWhisper:
-    def __init__(self, onnx_dir: Path, threads: int, optimization_level: str = "all"):
+    def __init__(self, onnx_dir: Path, threads: int, optimization_level: str = "all",
+                 profile_prefix: Path | None = None):
         import onnxruntime as ort
 
         self.dir = Path(onnx_dir)
@@ -45,26 +50,43 @@ class OrtWhisper:
                                                 optimization_level == "disable" else
                                                 f"ORT_ENABLE_{optimization_level.upper()}")
         providers = ["CPUExecutionProvider"]
+        if profile_prefix is not None:
+            opts.enable_profiling = True
         # The encoder's activations are large (attention over 1500 frames) and come once per 30 s window:
         # without the arena they go back to the system instead of staying reserved for the whole run.
         opts.enable_cpu_mem_arena = False
-        self.encoder = ort.InferenceSession(str(self.dir / ENCODER), opts, providers=providers)
+        self.encoder = self._session(ort, ENCODER, opts, providers, profile_prefix)
         opts.enable_cpu_mem_arena = True
-        self.cross_kv = ort.InferenceSession(str(self.dir / CROSS_KV), opts, providers=providers)
-        self.decoder_past = ort.InferenceSession(str(self.dir / DECODER_WITH_PAST), opts, providers=providers)
+        self.cross_kv = self._session(ort, CROSS_KV, opts, providers, profile_prefix)
+        self.decoder_past = self._session(ort, DECODER_WITH_PAST, opts, providers, profile_prefix)
+        # A store of layout 5 or later: rows of different lengths can decode together (batch_inputs).
+        self.batchable = POSITION_IDS in {i.name for i in self.decoder_past.get_inputs()}
         self._self_names = [f"{i}.decoder.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
         self._cross_names = [f"{i}.encoder.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
         self._cross_outputs = [f"present.{n}" for n in self._cross_names]
         self._past_outputs = ["logits"] + [f"present.{n}" for n in self._self_names]
 
+    def _session(self, ort, name: str, opts, providers, profile_prefix: Path | None):
+        if profile_prefix is not None:
+            opts.profile_file_prefix = f"{profile_prefix}-{name.removesuffix('.onnx')}"
+        return ort.InferenceSession(str(self.dir / name), opts, providers=providers)
+
+    def end_profiling(self) -> dict[str, Path]:
+        """session name -> its profile file (only when built with a profile prefix)."""
+        return {name: Path(session.end_profiling()) for name, session in
+                (("encoder", self.encoder), ("cross_kv", self.cross_kv), ("decoder", self.decoder_past))}
+
     def encode(self, mel: np.ndarray) -> np.ndarray:
-        """(n_mels, 3000) -> (1, 1500, d_model)"""
-        return self.encoder.run(None, {"input_features": mel[None].astype(np.float32)})[0]
+        """(n_mels, 3000) -> (1, 1500, d_model); (batch, n_mels, 3000) -> (batch, 1500, d_model)"""
+        batch = mel if mel.ndim == 3 else mel[None]
+        return self.encoder.run(None, {"input_features": batch.astype(np.float32)})[0]
 
     def first(self, tokens: np.ndarray, audio_features: np.ndarray):
         cross = self.cross_kv.run(self._cross_outputs, {"encoder_hidden_states": audio_features})
         empty = np.zeros((tokens.shape[0], self.n_heads, 0, self.head_dim), dtype=np.float32)
-        return self.next(tokens, {"self": [empty] * len(self._self_names), "cross": cross})
+        rows = tokens.shape[0]
+        return self.next(tokens, {"self": [empty] * len(self._self_names), "cross": cross,
+                                  "next_position": np.zeros(rows, dtype=np.int64), "pad": np.zeros(rows, np.int64)})
 
     def next(self, tokens: np.ndarray, cache: dict):
         feeds = {"input_ids": tokens}
@@ -72,8 +94,16 @@ class OrtWhisper:
             feeds[f"past_key_values.{name}"] = value
         for name, value in zip(self._cross_names, cache["cross"]):
             feeds[f"past_key_values.{name}"] = value
+        rows, steps = tokens.shape
+        if self.batchable:
+            total = cache["self"][0].shape[2] + steps
+            feeds[POSITION_IDS] = cache["next_position"][:, None] + np.arange(steps, dtype=np.int64)
+            bias = np.zeros((rows, 1, steps, total), dtype=np.float32)
+            for row, pad in enumerate(cache["pad"]):
+                bias[row, :, :, :pad] = MASKED  # the zeros a shorter row's cache was padded with
+            feeds[SELF_ATTENTION_BIAS] = bias
         outs = self.decoder_past.run(self._past_outputs, feeds)
-        return outs[0][:, -1, :], {"self": outs[1:], "cross": cache["cross"]}
+        return outs[0][:, -1, :], {**cache, "self": outs[1:], "next_position": cache["next_position"] + steps}
 
     @staticmethod
     def reorder(cache: dict, rows: np.ndarray) -> dict:
@@ -82,4 +112,28 @@ class OrtWhisper:
         cross = cache["cross"]
         if cross[0].shape[0] != len(rows):
             cross = [np.ascontiguousarray(np.repeat(v[:1], len(rows), axis=0)) for v in cross]
-        return {"self": [np.ascontiguousarray(v[rows]) for v in cache["self"]], "cross": cross}
+        return {**cache, "self": [np.ascontiguousarray(v[rows]) for v in cache["self"]], "cross": cross,
+                "next_position": cache["next_position"][rows], "pad": cache["pad"][rows]}
+
+    @staticmethod
+    def select(cache: dict, rows: np.ndarray) -> dict:
+        """Batched decoding: keep these rows (the others' files finished their window)."""
+        return {"self": [np.ascontiguousarray(v[rows]) for v in cache["self"]],
+                "cross": [np.ascontiguousarray(v[rows]) for v in cache["cross"]],
+                "next_position": cache["next_position"][rows], "pad": cache["pad"][rows]}
+
+    @staticmethod
+    def stack(caches: list[dict]) -> dict:
+        """Batched decoding: rows decoded apart (their prompts differ in length) as one batch, each
+        self-attention cache padded on the left to the longest; `pad` says how much, for the bias."""
+        longest = max(c["self"][0].shape[2] for c in caches)
+
+        def left_pad(v: np.ndarray) -> np.ndarray:
+            width = longest - v.shape[2]
+            return np.pad(v, ((0, 0), (0, 0), (width, 0), (0, 0))) if width else v
+
+        n_self, n_cross = len(caches[0]["self"]), len(caches[0]["cross"])
+        return {"self": [np.concatenate([left_pad(c["self"][i]) for c in caches]) for i in range(n_self)],
+                "cross": [np.concatenate([c["cross"][i] for c in caches]) for i in range(n_cross)],
+                "next_position": np.concatenate([c["next_position"] for c in caches]),
+                "pad": np.array([longest - c["self"][0].shape[2] for c in caches], dtype=np.int64)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from .decoding import DecodeOptions, decode
+from .decoding import DecodeOptions, decode, decode_batch
 from .features import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 
 # Encoder frames per output position: conv2 has stride 2, so 3000 mel frames become 1500 positions.
@@ -28,42 +28,84 @@ class Transcript:
     stage_s: dict = field(default_factory=lambda: {"features_s": 0.0, "encode_s": 0.0, "decode_s": 0.0})
 
 
-def transcribe(model, tok, audio: np.ndarray, options: DecodeOptions,
-               condition_on_previous_text: bool = True) -> Transcript:
-    t0 = time.perf_counter()
-    mel = log_mel_spectrogram(audio, model.n_mels, padding=N_SAMPLES)
-    content_frames = mel.shape[-1] - N_FRAMES
-    out = Transcript(text="", tokens=[])
-    out.stage_s["features_s"] = time.perf_counter() - t0
+class Windows:
+    """One file's walk through its 30 s windows: the log-mel once, then one window at a time, each decoded
+    with the previous windows' text as prompt; `advance` takes a window's tokens and moves the seek."""
 
-    seek = 0
-    all_tokens: list[int] = []
-    prompt_reset_since = 0
-    while seek < content_frames:
-        time_offset = seek * HOP_LENGTH / SAMPLE_RATE
-        segment_size = min(N_FRAMES, content_frames - seek)
-        segment = pad_or_trim(mel[:, seek:seek + segment_size], N_FRAMES)
-        t1 = time.perf_counter()
-        features = model.encode(segment)
-        t2 = time.perf_counter()
-        result = decode(model, features, tok, all_tokens[prompt_reset_since:], options, model.n_text_ctx)
-        t3 = time.perf_counter()
-        out.stage_s["encode_s"] += t2 - t1
-        out.stage_s["decode_s"] += t3 - t2
+    def __init__(self, model, tok, audio: np.ndarray, condition_on_previous_text: bool):
+        t0 = time.perf_counter()
+        self.tok, self.condition = tok, condition_on_previous_text
+        self.mel = log_mel_spectrogram(audio, model.n_mels, padding=N_SAMPLES)
+        self.content_frames = self.mel.shape[-1] - N_FRAMES
+        self.seek, self.prompt_reset_since = 0, 0
+        self.all_tokens: list[int] = []
+        self.out = Transcript(text="", tokens=[])
+        self.out.stage_s["features_s"] = time.perf_counter() - t0
 
-        tokens = result.tokens
-        new_segments, seek = _split_segments(tokens, tok.timestamp_begin, seek, segment_size, time_offset)
+    @property
+    def done(self) -> bool:
+        return self.seek >= self.content_frames
+
+    def segment(self) -> np.ndarray:
+        self.segment_size = min(N_FRAMES, self.content_frames - self.seek)
+        return pad_or_trim(self.mel[:, self.seek:self.seek + self.segment_size], N_FRAMES)
+
+    def prompt(self) -> list[int]:
+        return self.all_tokens[self.prompt_reset_since:]
+
+    def advance(self, tokens: list[int]) -> None:
+        tok = self.tok
+        time_offset = self.seek * HOP_LENGTH / SAMPLE_RATE
+        new_segments, self.seek = _split_segments(tokens, tok.timestamp_begin, self.seek, self.segment_size,
+                                                  time_offset)
         for seg in new_segments:
             seg["text"] = tok.decode(seg["tokens"])
             if seg["start"] == seg["end"] or not seg["text"].strip():
                 seg["text"], seg["tokens"] = "", []
-        out.segments.extend(s for s in new_segments if s["tokens"])
-        all_tokens.extend(t for s in new_segments for t in s["tokens"])
-        if not condition_on_previous_text:
-            prompt_reset_since = len(all_tokens)
-    out.tokens = [t for t in all_tokens if t < tok.eot]
-    out.text = "".join(s["text"] for s in out.segments).strip()
-    return out
+        self.out.segments.extend(s for s in new_segments if s["tokens"])
+        self.all_tokens.extend(t for s in new_segments for t in s["tokens"])
+        if not self.condition:
+            self.prompt_reset_since = len(self.all_tokens)
+
+    def result(self) -> Transcript:
+        self.out.tokens = [t for t in self.all_tokens if t < self.tok.eot]
+        self.out.text = "".join(s["text"] for s in self.out.segments).strip()
+        return self.out
+
+
+def transcribe(model, tok, audio: np.ndarray, options: DecodeOptions,
+               condition_on_previous_text: bool = True) -> Transcript:
+    file = Windows(model, tok, audio, condition_on_previous_text)
+    while not file.done:
+        segment = file.segment()
+        t1 = time.perf_counter()
+        features = model.encode(segment)
+        t2 = time.perf_counter()
+        result = decode(model, features, tok, file.prompt(), options, model.n_text_ctx)
+        file.out.stage_s["encode_s"] += t2 - t1
+        file.out.stage_s["decode_s"] += time.perf_counter() - t2
+        file.advance(result.tokens)
+    return file.result()
+
+
+def transcribe_batch(model, tok, audios: list[np.ndarray], options: DecodeOptions,
+                     condition_on_previous_text: bool = True) -> list[Transcript]:
+    """Several files at once: each step encodes the current window of every file not yet done in one
+    batch and decodes them together (`decode_batch`); every file still follows the sequential algorithm,
+    so its transcript is the one `transcribe` gives. A step's encode and decode time is shared equally
+    among the files in it."""
+    files = [Windows(model, tok, audio, condition_on_previous_text) for audio in audios]
+    while active := [f for f in files if not f.done]:
+        t1 = time.perf_counter()
+        features = model.encode(np.stack([f.segment() for f in active]))
+        t2 = time.perf_counter()
+        results = decode_batch(model, features, tok, [f.prompt() for f in active], options, model.n_text_ctx)
+        t3 = time.perf_counter()
+        for f, result in zip(active, results):
+            f.out.stage_s["encode_s"] += (t2 - t1) / len(active)
+            f.out.stage_s["decode_s"] += (t3 - t2) / len(active)
+            f.advance(result.tokens)
+    return [f.result() for f in files]
 
 
 def _split_segments(tokens: list[int], ts_begin: int, seek: int, segment_size: int,

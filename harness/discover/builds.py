@@ -207,16 +207,21 @@ def generate(model_dir: Path, names: list[str] | None = None, force: bool = Fals
     variant.json, or {"skipped": reason} for a build that could not be made here."""
     src = model_dir / "onnx"
     config = json.loads((src / "config.json").read_text())
+    store = json.loads((model_dir / "manifest.json").read_text()).get("created")
     isa = host_isa()
     out: dict[str, dict] = {}
     for recipe in RECIPES:
         if names and recipe.name not in names:
             continue
         dst = model_dir / BUILDS_DIR / recipe.name
-        if (dst / BUILD_FILE).is_file() and not force:
-            out[recipe.name] = json.loads((dst / BUILD_FILE).read_text())
+        existing = json.loads((dst / BUILD_FILE).read_text()) if (dst / BUILD_FILE).is_file() else {}
+        if existing.get("from_store") == store and not force:  # made from this very store: kept
+            out[recipe.name] = existing
             continue
         out[recipe.name] = _make(recipe, src, dst, config, isa, log)
+        out[recipe.name]["from_store"] = store
+        if not out[recipe.name].get("skipped"):
+            (dst / BUILD_FILE).write_text(json.dumps(out[recipe.name], indent=1) + "\n")
     return out
 
 

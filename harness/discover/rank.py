@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.registry import BUILD_FILE, BUILDS_DIR
 
 from ..files import read_json, write_atomic
-from ..layout import CELL_FILE, round_dirs
+from ..layout import CELL_FILE, DISCOVERY_MD, round_dirs
 from ..report.answer import apply_gate, decide, gated, paired, records_by_id
 from ..report.cells import build_cell_record, collect_cells
 from ..report.columns import DISCOVERY, columns_for
@@ -126,7 +126,7 @@ def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
         lines += ["## Builds not made here\n"] + [f"- `{n}`: {info['skipped']}" for n, info in sorted(skipped.items())]
         lines.append("")
     lines.append(f"![speed vs WER]({PLOT})\n")
-    md = sut_dir / "discovery.md"
+    md = sut_dir / DISCOVERY_MD
     write_atomic(md, "\n".join(lines), only_if_changed=True)
     write_atomic(sut_dir / "discovery.csv", _csv([row for r in ranked.values() for row in r["rows"]], cols),
                  only_if_changed=True)

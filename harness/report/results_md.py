@@ -7,7 +7,7 @@ from pathlib import Path
 from engines.results import Status
 
 from ..files import read_json, write_atomic
-from ..layout import PLAN_FILE
+from ..layout import DISCOVERY_MD, PLAN_FILE
 from ..run.host import describe
 from .answer import Verdict, decide, gated, group_rows
 from .columns import RESULTS, columns_for
@@ -113,6 +113,11 @@ def sut_section(report, sut: str) -> str:
             + f", [merged.csv]({_rel(report.results / 'merged.csv', md_dir)}).", ""]
     out += ["### Plots", ""]
     out += [f"![{name}]({_rel(path, md_dir)})" for name, path in report.plots.get(sut, {}).items()] + [""]
+    discovery = report.results / sut / DISCOVERY_MD
+    if discovery.is_file():  # `harness discover`: its recommendation lines, and the page
+        picks = [ln for ln in discovery.read_text().splitlines() if ln.startswith("At ")]
+        out += ["### Model builds", ""] + [f"- {ln}" for ln in picks]
+        out += ["", f"Every build ranked: [discovery.md]({_rel(discovery, md_dir)}).", ""]
     return "\n".join(out)
 
 
