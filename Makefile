@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL ?= tiny.en
 # The comparison's settings reach `python -m harness` through the environment (see README).
-export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS MAX_ROUNDS SEED WARMUP RUN_TIMEOUT_SEC
+export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS MAX_ROUNDS SEED WARMUP RUN_TIMEOUT_SEC BATCH_SIZES
 export MODEL_PROGRESS_INTERVAL_SEC QUIET_BUSY QUIET_WAIT_SEC
 export AUDIO_DIR BASE_IMAGE RESULTS_DIR MODELS_DIR
 export DOCKER_BUILDKIT := 0
 
-.PHONY: venv system-deps docker images models audio compare discover report test clean
+.PHONY: venv system-deps docker images models audio compare discover fleet report test clean
 
 # The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
 # specs and pyproject.toml: nothing here names an engine.
@@ -57,6 +57,13 @@ discover: venv system-deps docker
 	$(PY) -m harness models prepare --model $(MODEL)
 	$(PY) -m harness audio synth
 	$(PY) -m harness discover $(if $(VARIANTS),--variants $(VARIANTS))
+
+# Every SUT of FLEET (default fleet.toml; see fleet.example.toml) in parallel, through Docker's remote API.
+FLEET ?= fleet.toml
+fleet: venv system-deps
+	$(PY) -m harness models prepare --model $(MODEL)
+	$(PY) -m harness audio synth
+	$(PY) -m harness fleet run --file $(FLEET)
 
 report: venv
 	$(PY) -m harness report

@@ -35,6 +35,7 @@ class EngineSpec:
     default_variant: str = "fp32"
     compare_variants: tuple[str, ...] = ()  # what ENGINES=<name> runs; empty: every variant
     builds: bool = False             # also runs any build folder under variants/ by its name
+    batching: bool = False           # honours --batch-size N (the BATCH_SIZES throughput scenario)
 
     def __post_init__(self):
         if self.default_variant not in self.variants:
@@ -64,13 +65,15 @@ SPECS: dict[str, EngineSpec] = {s.name: s for s in (
     EngineSpec("ort", "engines.ort.engine:OrtEngine", {"fp32": "onnx", "int8": "onnx-int8"}, "engine-ort",
                "the project's own pipeline on ONNX Runtime: numpy log-mel, KV-cached decoder, greedy and beam "
                "search, timestamp rules, sequential 30 s windows for long audio; no Hugging Face code at run "
-               "time; also any build under variants/ (`harness discover`)", builds=True),
+               "time; also any build under variants/ (`harness discover`); batches files", builds=True, batching=True),
     EngineSpec("faster-whisper", "engines.faster_whisper_engine:FasterWhisperEngine",
-               {"fp32": "ct2", "int8": "ct2"}, "engine-faster-whisper", "CTranslate2 (compute type float32 or int8)"),
+               {"fp32": "ct2", "int8": "ct2"}, "engine-faster-whisper", "CTranslate2 (compute type float32 or int8); "
+               "batched: its BatchedInferencePipeline over fixed 30 s chunks", batching=True),
     EngineSpec("openai-whisper", "engines.openai_whisper_engine:OpenaiWhisperEngine", {"fp32": "openai"},
                "engine-openai-whisper", "the reference implementation on PyTorch; the default accuracy baseline"),
     EngineSpec("hf", "engines.hf_engine:HfEngine", {"fp32": "hf"}, "engine-hf",
-               "the transformers automatic-speech-recognition pipeline on PyTorch", convention="hf-pipeline"),
+               "the transformers automatic-speech-recognition pipeline on PyTorch; batched: the pipeline's "
+               "batch size", convention="hf-pipeline", batching=True),
     EngineSpec("whisper-cpp", "engines.whisper_cpp_engine:WhisperCppEngine",
                {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp",
                "whisper.cpp (pywhispercpp's bundled build) on the project's own ggml files; no fp32: the "

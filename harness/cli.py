@@ -1,4 +1,4 @@
-"""`python -m harness [run|discover|images|models|audio|score|report|compare] ...`: the host-side command line.
+"""`python -m harness [run|discover|fleet|images|models|audio|score|report|compare] ...`: the host-side command line.
 
 With no subcommand it runs the comparison, configured by flags or the environment (CORES_LIST,
 SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL, REPEATS, MAX_ROUNDS, SEED, WARMUP, RUN_TIMEOUT_SEC,
@@ -29,6 +29,8 @@ def add_run_arguments(p, engine_args: bool = True) -> None:
     p.add_argument("--max-rounds", help="cells tied with their leader get rounds up to this (env MAX_ROUNDS; 5)")
     p.add_argument("--seed", help="seed of each round's shuffled order (env SEED; default: the time, recorded)")
     p.add_argument("--warmup", help="untimed warm-up transcriptions (env WARMUP; default 1)")
+    p.add_argument("--batch-sizes", dest="batch_sizes", help='e.g. "1 8": each size > 1 adds a throughput cell '
+                   'per batching engine (env BATCH_SIZES; default 1)')
     p.add_argument("--timeout", help="seconds before a run is killed (env RUN_TIMEOUT_SEC; default 3600)")
     p.add_argument("--heartbeat", help="seconds between heartbeat lines (env MODEL_PROGRESS_INTERVAL_SEC; 30)")
     p.add_argument("--quiet-busy", help="busy share of a cell's CPUs above which a run waits (env QUIET_BUSY; 0.1)")
@@ -117,6 +119,16 @@ def _discover(args) -> None:
     print(f"discover: ranking in {md}")
 
 
+def _fleet(args) -> None:
+    from .fleet.config import load_fleet
+    from .fleet.run import run_fleet
+
+    outcomes = run_fleet(load_fleet(Path(args.file)), Path(args.results), Path(args.models_dir),
+                         Path(args.audio_dir), build=not args.no_build, parallel=not args.one_at_a_time)
+    if outcomes and all(o["status"] not in ("ok", "partial") for o in outcomes):
+        sys.exit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     disc.add_argument("--baseline", default=BASELINE_ENGINE, help="engine whose transcripts the builds are "
                       f"scored against (default {BASELINE_ENGINE}; reused when a complete run exists)")
     disc.set_defaults(func=_discover)
+
+    fleet = sub.add_parser("fleet", help="run the comparison on every SUT of a fleet file, in parallel")
+    fleet.add_argument("action", choices=["run"])
+    fleet.add_argument("--file", default="fleet.toml", help="the fleet file (see fleet.example.toml)")
+    fleet.add_argument("--results", default=str(DEFAULT_RESULTS))
+    fleet.add_argument("--models-dir", default=str(DEFAULT_MODELS))
+    fleet.add_argument("--audio-dir", default=str(DEFAULT_AUDIO))
+    fleet.add_argument("--no-build", action="store_true", help="only images already on an engine or the controller's")
+    fleet.add_argument("--one-at-a-time", action="store_true", help="SUTs one after the other (for comparison)")
+    fleet.set_defaults(func=_fleet)
 
     img = sub.add_parser("images", help="build the base image and the engine images")
     img.add_argument("--engines", help="engines to build (default: all)")

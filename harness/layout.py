@@ -44,8 +44,9 @@ def shape_name(cores: int, memory_gb: float) -> str:
     return f"container_{cores}c{fmt_gb(memory_gb)}g"
 
 
-def cell_name(engine: str, model: str, variant: str) -> str:
-    return f"{engine}-{model}-{variant}"
+def cell_name(engine: str, model: str, variant: str, batch: int = 1) -> str:
+    """engine-model-variant; a throughput cell (BATCH_SIZES) ends in -batch<N>."""
+    return f"{engine}-{model}-{variant}" + (f"-batch{batch}" if batch > 1 else "")
 
 
 def round_dir(cell_dir: Path, round_index: int) -> Path:

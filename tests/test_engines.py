@@ -88,6 +88,22 @@ def test_ort_equals_openai_whisper_token_for_token(tiny_model, clips, openai_mod
     assert ours == _openai_tokens(openai_model, audio, timestamps)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_ort_batch_gives_the_tokens_of_batch_one(tiny_model, clips, precision):
+    """Files of different lengths (so prompts and window counts differ) decoded together, and alone."""
+    from engines.base import DecodingSettings
+    from engines.ort.engine import OrtEngine
+
+    audios = [load_audio(clips / f"{name}.wav") for name in ("long", "short", "long")]
+    audios[2] = audios[2][: len(audios[2]) * 2 // 3]  # a third length: its windows end elsewhere
+    engine = OrtEngine(tiny_model, DecodingSettings(batch_size=3), threads=2, precision=precision)
+    engine.load()
+    assert engine.batch_capable
+    alone = [engine.transcribe(a).tokens for a in audios]
+    together = [r.tokens for r in engine.transcribe_batch(audios)]
+    assert together == alone and all(len(t) > 10 for t in alone)
+
+
 @pytest.mark.parametrize("clip", ["short", "long"])
 def test_faster_whisper_float32_matches_openai_whisper(tiny_model, clips, openai_model, clip):
     """Through the project's own wrappers, as the runner calls them, with the common decoding settings."""

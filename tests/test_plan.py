@@ -107,3 +107,17 @@ def test_time_v_report_is_parsed():
     assert parsed["terminated_by_signal"] == 9
     assert parsed["elapsed_s"] == pytest.approx(3723.5)
     assert parsed["max_rss_mb"] == 256 and parsed["cpu_percent"] == 72 and parsed["user_s"] == 0.41
+
+
+def test_batch_sizes_add_throughput_cells_for_engines_that_batch():
+    env = {"CORES_LIST": "1", "ENGINES": "ort:int8 openai-whisper faster-whisper:int8", "CPUSET": "0",
+           "BATCH_SIZES": "1 8"}
+    config = build_config(blank_args(), env)
+    cells = plan_cells(config)
+    assert [(c.engine, c.batch) for c in cells] == [("ort", 1), ("openai-whisper", 1), ("faster-whisper", 1),
+                                                     ("ort", 8), ("faster-whisper", 8)]
+    assert cells[3].name("tiny.en") == "ort-tiny.en-int8-batch8"
+    from harness.run.container import engine_command
+
+    assert engine_command(config, cells[3])[-2:] == ["--batch-size", "8"]
+    assert "--batch-size" not in engine_command(config, cells[0])

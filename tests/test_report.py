@@ -228,3 +228,19 @@ def test_a_results_folder_elsewhere_gets_its_own_results_md(results):
     write_report(results)
     assert (results / "RESULTS.md").read_text().count("## box") == 1
     assert RESULTS_MD.read_bytes() == before
+
+
+def test_a_throughput_cell_is_its_own_comparison(tmp_path):
+    r = tmp_path / "results"
+    make_cell(r, C1, "ort-tiny.en-int8", rtf=0.05)
+    make_cell(r, C1, "ort-tiny.en-int8-batch8", rtf=0.03, decoding={"batch_size": 8}, variant="int8", seed=2)
+    make_cell(r, C1, "faster-whisper-tiny.en-int8-batch8", rtf=0.02, decoding={"batch_size": 8}, variant="int8",
+              seed=3)
+    md = tmp_path / "RESULTS.md"
+    write_report(r, md)
+    answers = [a.split("### All runs")[0] for a in md.read_text().split("### Answer ")[1:]]
+    assert len(answers) == 2
+    batched = next(a for a in answers if "throughput at batch size 8" in a)
+    assert "Fastest at 1 core: **faster-whisper-tiny.en-int8-batch8**" in batched
+    latency = next(a for a in answers if "throughput" not in a)
+    assert "Fastest at 1 core: **ort-tiny.en-int8**" in latency

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..layout import DEFAULT_RESULTS, RESULTS_MD
+from ..files import read_json
+from ..layout import DEFAULT_RESULTS, PLAN_FILE, RESULTS_MD
 from .answer import add_derived, records_by_id
 from .cells import collect_cells
 from .plots import PlotsExporter
@@ -37,9 +38,24 @@ class Report:
 def build_report(results: Path, results_md: Path | None = None) -> Report:
     records = collect_cells(results)
     rows = [row_from_cell(r) for r in records]
+    add_prices(rows, results)
     rows.sort(key=lambda r: (r["sut"], r["cores"] or 0, r["memory_gb"] or 0, r["engine"] or "", r["variant"] or ""))
     comparisons = add_derived(rows)
     return Report(results, results_md or default_results_md(results), rows, records_by_id(records), comparisons)
+
+
+def add_prices(rows: list[dict], results: Path) -> None:
+    """A SUT's price per core-hour (a fleet file's, recorded in its plan.json) and each row's cost per
+    audio hour: core-hours per audio hour (cores x RTF) at that price."""
+    prices = {}
+    for row in rows:
+        if row["sut"] not in prices:
+            plan = read_json(results / row["sut"] / PLAN_FILE) or {}
+            prices[row["sut"]] = (plan.get("config") or {}).get("price_per_core_hour")
+        price = prices[row["sut"]]
+        row["price_per_core_hour"] = price
+        row["cost_per_audio_h"] = price * row["cores"] * row["rtf"] if price and row.get("rtf") and row["cores"] \
+            else None
 
 
 def default_results_md(results: Path) -> Path:

@@ -139,6 +139,23 @@ def plot_profile(csv_path: Path, out: Path, title: str, top: int = 15) -> Path:
     return out
 
 
+def plot_across_suts(rows: list[dict], out: Path) -> Path:
+    plt = _pyplot()
+    labels = sorted({f"{r['cell']}@{r['cores']}c" for r in rows})
+    suts = sorted({r["sut"] for r in rows})
+    width = 0.8 / len(suts)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4.5))
+    for i, sut in enumerate(suts):
+        values = {f"{r['cell']}@{r['cores']}c": r["audio_h_per_core_h"] for r in rows if r["sut"] == sut}
+        xs = [j + (i - (len(suts) - 1) / 2) * width for j, label in enumerate(labels) if label in values]
+        ax.bar(xs, [values[label] for label in labels if label in values], width, label=sut)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel="audio hours per core-hour (higher is cheaper)", title="Across SUTs")
+    ax.legend(fontsize=8)
+    _save(fig, out)
+    return out
+
+
 class PlotsExporter:
     name = "plots"
 
@@ -156,4 +173,9 @@ class PlotsExporter:
                     csv_path, report.results / "plots" / f"{sut}-profile-{cell}-{shape}.png",
                     f"{cell}, {shape}: onnxruntime operators by kernel time")
             written += list(report.plots[sut].values())
+        ok = [r for r in report.rows if r["status"] == "ok" and r.get("audio_h_per_core_h")]
+        if len({r["sut"] for r in ok}) > 1:  # a fleet: audio hours per core-hour, SUTs side by side
+            path = report.results / "plots" / "fleet-audio_h_per_core_h.png"
+            report.plots[""] = {"across SUTs": plot_across_suts(ok, path)}
+            written.append(path)
         return written

@@ -39,12 +39,13 @@ class Cell:
     cores: int
     cpuset: tuple[int, ...]
     smt: dict = field(default_factory=dict, compare=False, hash=False)
+    batch: int = 1          # files decoded together (--batch-size): the throughput scenario when > 1
 
     def name(self, model: str) -> str:
-        return cell_name(self.engine, model, self.variant)
+        return cell_name(self.engine, model, self.variant, self.batch)
 
     def key(self) -> str:
-        return f"{self.engine}:{self.variant}@{self.cores}"
+        return f"{self.engine}:{self.variant}@{self.cores}" + (f"x{self.batch}" if self.batch > 1 else "")
 
 
 @dataclass
@@ -67,7 +68,16 @@ class Config:
     models_dir: Path = DEFAULT_MODELS
     audio_dir: Path = DEFAULT_AUDIO
     engine_args: list[str] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=lambda: [1])  # BATCH_SIZES: 1 is the latency scenario
     area: str = ""                           # a folder of its own inside the SUT's (discover: "discovery")
+    # A remote Docker engine (fleet): the named volumes that hold the model store and the corpus there.
+    # Empty: the local engine, with bind mounts.
+    volumes: dict = field(default_factory=dict)
+    price_per_core_hour: float | None = None  # fleet: what a core-hour costs on this SUT, if given
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.volumes)
 
     @property
     def model_dir(self) -> Path:
@@ -187,14 +197,17 @@ def build_config(args, env=os.environ) -> Config:
         models_dir=Path(pick("models_dir", "MODELS_DIR", DEFAULT_MODELS)),
         audio_dir=Path(pick("audio_dir", "AUDIO_DIR", DEFAULT_AUDIO)),
         engine_args=list(getattr(args, "engine_args", None) or []),
+        batch_sizes=list(dict.fromkeys(_int_list(pick("batch_sizes", "BATCH_SIZES", "1"), "BATCH_SIZES"))),
     )
 
 
 def plan_cells(config: Config) -> list[Cell]:
-    """Every cell, core counts outer and engines inner (each round shuffles this order)."""
+    """Every cell, core counts outer, then batch sizes, then engines (each round shuffles this order)."""
     cells = []
     for cores in config.cores_list:
         cpus, smt = choose_cpuset(config.cpu_pool, cores)
-        for engine, variant in config.engines:
-            cells.append(Cell(engine, variant, cores, tuple(cpus), smt))
+        for batch in config.batch_sizes:
+            for engine, variant in config.engines:
+                if batch == 1 or SPECS[engine].batching:  # the throughput scenario: engines that batch
+                    cells.append(Cell(engine, variant, cores, tuple(cpus), smt, batch))
     return cells

@@ -18,13 +18,16 @@ from .config import Cell, Config
 from .cpus import busy_seconds, foreign_share, format_cpu_list
 from .progress import RunProgress
 from .record import RunRecord, now
-from .signals import Stopped
+from .signals import Stopped, check_stop
 from .time_v import read_time_file
 
 CONTAINER_UID = 1000     # the image's `bench` user, used when the harness itself runs as root
 LABEL = "org.whisper-bench.cell"
 OWNER_LABEL = "org.whisper-bench.harness-pid"
 PROGRESS_S = 1.0         # how often the progress line refreshes; the exit itself is waited for, not polled
+# On a remote engine results go to a fresh named volume mounted over the image's own home folder of the
+# unprivileged user (so the volume starts owned by that user), and come back through the API.
+REMOTE_RESULTS = "/home/bench"
 
 
 def container_user() -> str:
@@ -35,7 +38,8 @@ def container_user() -> str:
 def engine_command(config: Config, cell: Cell) -> list[str]:
     return [cell.engine, "--model-dir", "/models", "--model-name", config.model, "--audio-dir", "/audio",
             "--out", "/results", "--threads", str(cell.cores), "--precision", cell.variant,
-            "--warmup", str(config.warmup), "--repeats", "1", *config.engine_args]
+            "--warmup", str(config.warmup), "--repeats", "1", *config.engine_args,
+            *(["--batch-size", str(cell.batch)] if cell.batch > 1 else [])]
 
 
 def new_record(config: Config, cell: Cell, image: str, image_id: str | None, round_index: int) -> RunRecord:
@@ -53,16 +57,23 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o777)  # the container's unprivileged user writes here
     memory = record.memory_limit_bytes
+    if config.remote:  # named volumes on that engine; results come back through the API after the run
+        results_volume = client.volumes.create(labels={LABEL: record.cell}).name
+        volumes = {config.volumes["models"]: {"bind": "/models", "mode": "ro"},
+                   config.volumes["audio"]: {"bind": "/audio", "mode": "ro"},
+                   results_volume: {"bind": REMOTE_RESULTS, "mode": "rw"}}
+    else:
+        results_volume = None
+        volumes = {str(config.model_dir.resolve()): {"bind": "/models", "mode": "ro"},
+                   str(config.audio_dir.resolve()): {"bind": "/audio", "mode": "ro"},
+                   str(run_dir.resolve()): {"bind": "/results", "mode": "rw"}}
     container = client.containers.create(
         record.image, record.command, detach=True, user=record.user, network_mode="none",
         cpuset_cpus=record.cpuset, mem_limit=memory, memswap_limit=memory,  # no swap: over the limit is an OOM
         read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
         security_opt=["no-new-privileges"], cap_drop=["ALL"], pids_limit=4096,
-        environment={"RESULTS_DIR": "/results"},
-        labels={LABEL: record.cell, OWNER_LABEL: str(os.getpid())},
-        volumes={str(config.model_dir.resolve()): {"bind": "/models", "mode": "ro"},
-                 str(config.audio_dir.resolve()): {"bind": "/audio", "mode": "ro"},
-                 str(run_dir.resolve()): {"bind": "/results", "mode": "rw"}})
+        environment={"RESULTS_DIR": REMOTE_RESULTS if config.remote else "/results"},
+        labels={LABEL: record.cell, OWNER_LABEL: str(os.getpid())}, volumes=volumes)
     progress = RunProgress(f"{record.cell} @ {cell.cores}c round {record.round}", n_files, config.heartbeat_s)
     timed_out = False
     stopped: Stopped | None = None
@@ -79,13 +90,15 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
         exited.set()
 
     start = time.perf_counter()
-    busy_before = busy_seconds(cell.cpuset)
+    busy_before = None if config.remote else busy_seconds(cell.cpuset)  # another host's /proc is not ours
     try:
         container.start()
         start = time.perf_counter()
         threading.Thread(target=wait_for_exit, daemon=True).start()
         while not exited.wait(PROGRESS_S):
-            progress.update(count_lines(run_dir / ROWS_FILE))
+            check_stop()
+            # a remote run's rows come back when it ends: until then only the heartbeat
+            progress.update(progress.done if config.remote else count_lines(run_dir / ROWS_FILE))
             if time.perf_counter() - start > config.timeout_s:
                 stats_peak = _stats_peak(container)
                 _kill_quietly(container)
@@ -103,14 +116,19 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
             container.reload()
             state = container.attrs["State"]
             (run_dir / "container.log").write_bytes(container.logs(stdout=True, stderr=True))
+            if results_volume is not None:
+                fetch_results(container, run_dir)
         except OSError:
             pass  # a full results disk: the record below still says what happened, or fails with one line
         finally:
             container.remove(force=True)
+            if results_volume is not None:
+                client.volumes.get(results_volume).remove(force=True)
         _collect(record, run_dir, state, wall, timed_out, stopped, stats_peak)
         own = ((record.time_v or {}).get("user_s") or 0.0) + ((record.time_v or {}).get("system_s") or 0.0)
-        record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
-                                                        len(cell.cpuset)), 3)
+        if busy_before is not None:
+            record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
+                                                            len(cell.cpuset)), 3)
         _restore_ownership(run_dir)
         write_json(run_dir / RUN_FILE, record.to_dict())
         progress.done = count_lines(run_dir / ROWS_FILE)
@@ -118,6 +136,24 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
     if stopped is not None:
         raise stopped
     return record
+
+
+def fetch_results(container, run_dir: Path) -> None:
+    """A remote run's result files, read from its (stopped) container through the Docker API."""
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryFile() as buf:
+        stream, _ = container.get_archive(REMOTE_RESULTS)
+        for chunk in stream:
+            buf.write(chunk)
+        buf.seek(0)
+        with tarfile.open(fileobj=buf) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isfile() and not name.startswith(".") and "/" in member.name.strip("/"):
+                    with tar.extractfile(member) as src:
+                        (run_dir / name).write_bytes(src.read())
 
 
 def _kill_quietly(container) -> None:

@@ -130,21 +130,23 @@ def round_order(cells: list[Cell], seed: int, round_index: int) -> list[Cell]:
     return order
 
 
-def run_comparison(config: Config, build: bool = True) -> list[dict]:
-    """Every round of every cell; returns the run records. Raises `Stopped` after a clean stop."""
+def run_comparison(config: Config, build: bool = True, client=None, cells: list[Cell] | None = None,
+                   host: dict | None = None) -> list[dict]:
+    """Every round of every cell (or of the given cells); returns the run records. Raises `Stopped` after a
+    clean stop. A fleet passes its SUT's client (a remote engine) and that host's fingerprint."""
     from .images import build_images, docker_client, existing_images, image_tag
     from .lock import harness_lock
 
     files = validate_inputs(config)
-    client = docker_client()
+    client = client or docker_client()
     with harness_lock(client, config.sut), stop_on_signals():
         config.sut_dir.mkdir(parents=True, exist_ok=True)
-        host = fingerprint(client)
+        host = host or fingerprint(client)
         engines = [e for e, _ in config.engines]
         images = build_images(client, engines, config.sut_dir / "logs") if build else \
             existing_images(client, engines)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        cells = plan_cells(config)
+        cells = plan_cells(config) if cells is None else cells
         for cell in cells:
             moved = backup_cell(config.cell_dir(cell), config.sut_dir, stamp)
             if moved:
@@ -189,8 +191,9 @@ def _round_runner(client, config, images, image_tag, host, corpus, n_files, reco
                 record.status, record.error = "image_build_failed", image_error or "image missing"
                 write_json(run_dir / RUN_FILE, record.to_dict())
             else:
-                record.page_cache_evicted = evict_page_cache(config.model_dir, config.audio_dir)
-                record.quiet = wait_until_quiet(cell.cpuset, config)
+                if not config.remote:  # this host's page cache and /proc/stat; a remote host's are not ours
+                    record.page_cache_evicted = evict_page_cache(config.model_dir, config.audio_dir)
+                    record.quiet = wait_until_quiet(cell.cpuset, config)
                 try:
                     run_container(client, config, cell, run_dir, record, n_files)
                 except Stopped:

@@ -3,9 +3,20 @@ seconds so that a long run in a log file (CI, nohup) still shows it is alive."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 BAR_WIDTH = 24
+# A fleet runs one SUT per thread: each thread's lines start with its SUT's name (and no line redraws).
+_thread = threading.local()
+
+
+def set_prefix(prefix: str) -> None:
+    _thread.prefix = prefix
+
+
+def _prefix() -> str:
+    return getattr(_thread, "prefix", "")
 
 
 def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
@@ -23,7 +34,7 @@ class RunProgress:
 
     def __init__(self, label: str, total: int, heartbeat_s: float, stream=sys.stderr):
         self.label, self.total, self.heartbeat_s, self.stream = label, total, heartbeat_s, stream
-        self.tty = stream.isatty()
+        self.tty = stream.isatty() and not _prefix()
         self.start = self.last_beat = time.monotonic()
         self.done = 0
 
@@ -46,7 +57,7 @@ class RunProgress:
     def _line(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
+        self.stream.write(_prefix() + text + "\n")
         self.stream.flush()
 
 
@@ -59,7 +70,7 @@ class PlanProgress:
         self.done = 0
 
     def starting(self, label: str) -> None:
-        self.stream.write(f"{bar(self.done, self.total)} run {self.done + 1}/{self.total} "
+        self.stream.write(f"{_prefix()}{bar(self.done, self.total)} run {self.done + 1}/{self.total} "
                           f"({fmt_duration(time.monotonic() - self.start)} elapsed): {label}\n")
         self.stream.flush()
 

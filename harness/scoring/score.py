@@ -42,9 +42,11 @@ def baseline_for(run_dir: Path, baseline: str = BASELINE_ENGINE) -> Path | None:
 
 
 def same_inputs(a: Path, b: Path) -> bool:
-    """Two rounds transcribed the same corpus with the same requested decoding (where both recorded it)."""
+    """Two rounds transcribed the same corpus with the same requested decoding (where both recorded it);
+    the batch size does not count: a batched run is scored against the same baseline as its batch-1 run."""
     corpus = [((read_json(d / RUN_FILE) or {}).get("host") or {}).get("corpus_id") for d in (a, b)]
-    decoding = [(read_json(d / SUMMARY_FILE) or {}).get("decoding") for d in (a, b)]
+    decoding = [{k: v for k, v in ((read_json(d / SUMMARY_FILE) or {}).get("decoding") or {}).items()
+                 if k != "batch_size"} or None for d in (a, b)]
     return all(x[0] == x[1] or None in x for x in (corpus, decoding))
 
 

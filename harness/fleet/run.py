@@ -1,0 +1,151 @@
+"""`python -m harness fleet run`: every SUT of the fleet file in parallel, the cells within one SUT one at
+a time, each on its own Docker engine reached through Docker's remote API.
+
+Per SUT: connect, put the engine images there (kept, loaded from the controller's engine, or built), send
+the model files and the corpus into named volumes (only what the volume's sha256 list lacks), run the
+cells that are missing or not complete in `results/<SUT>/`, and bring each run's results back. A SUT that
+fails (unreachable, a build or a transfer that fails, a full disk, a killed engine) is recorded in
+`results/fleet.json` and does not stop the others. Scores and the report (one section per SUT and the
+comparison across them) follow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from engines.results import Status
+
+from ..errors import UserError
+from ..files import read_json, write_json
+from ..layout import round_dirs
+from ..run.config import DEFAULT_MODEL, Config, parse_engines, plan_cells
+from ..run.cpus import default_cores_list, format_cpu_list, parse_cpu_list
+from ..run.progress import fmt_duration, set_prefix
+from .config import Fleet, FleetSut
+
+FLEET_FILE = "fleet.json"   # results/: each SUT's outcome in the last fleet run
+
+
+def sut_config(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Path, n_cpus: int) -> Config:
+    d = fleet.defaults
+    pool = parse_cpu_list(sut.cpuset) if sut.cpuset else list(range(n_cpus))
+    if not pool or max(pool) >= n_cpus:
+        raise UserError(f"{sut.name}: cpuset {sut.cpuset} is outside the host's {n_cpus} CPUs")
+    cores = [int(c) for c in str(sut.cores_list).replace(",", " ").split()] if sut.cores_list else \
+        default_cores_list(len(pool))
+    if max(cores) > len(pool):
+        raise UserError(f"{sut.name}: cores_list asks for {max(cores)} cores but its cpuset "
+                        f"{format_cpu_list(pool)} has {len(pool)}")
+    rounds = int(d.get("repeats", 3))
+    return Config(sut=sut.name, model=d.get("model", DEFAULT_MODEL), engines=parse_engines(d.get("engines")),
+                  cores_list=cores, cpu_pool=pool, memory_gb=float(sut.memory_gb or 8), rounds=rounds,
+                  max_rounds=max(int(d.get("max_rounds", rounds)), rounds), seed=int(d.get("seed", time.time())),
+                  warmup=int(d.get("warmup", 1)), timeout_s=float(d.get("timeout", 3600)), results_dir=results,
+                  models_dir=models, audio_dir=audio,
+                  batch_sizes=[int(b) for b in str(d.get("batch_sizes", "1")).split()],
+                  price_per_core_hour=sut.price_per_core_hour)
+
+
+def complete(config: Config, cell) -> bool:
+    """Every round of the cell finished ok in an earlier run: a re-run leaves it alone."""
+    rounds = round_dirs(config.cell_dir(cell))
+    oks = [r for r in rounds if (read_json(r / "run.json") or {}).get("status") == Status.OK]
+    return len(oks) >= config.rounds and len(oks) == len(rounds)
+
+
+def run_sut(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Path, build: bool) -> dict:
+    """One SUT from connection to fetched results; returns its outcome (never raises but for a stop)."""
+    from ..run.images import docker_client, image_tag
+    from ..run.loop import corpus_id, run_comparison, validate_inputs
+    from . import remote
+
+    set_prefix(f"[{sut.name}] ")
+    start = time.monotonic()
+    outcome = {"sut": sut.name, "endpoint": sut.docker or f"context {sut.context}", "status": "failed",
+               "error": "", "bytes_sent": 0, "cells_run": 0, "cells_kept": 0}
+    try:
+        client = remote.connect(sut)
+        config = sut_config(sut, fleet, results, models, audio, client.info().get("NCPU") or 1)
+        files = validate_inputs(config)
+        engines = [e for e, _ in config.engines]
+        images = remote.ensure_images(client, docker_client(), engines, config.sut_dir / "logs", build)
+        failed = {e: err for e, (image_id, err) in images.items() if image_id is None}
+        if len(failed) == len(images):
+            raise UserError(f"no engine image on {sut.name}: {next(iter(failed.values()))}")
+        helper = image_tag(next(e for e in engines if e not in failed))
+        host = remote.fingerprint(client, helper, outcome["endpoint"])
+        corpus = corpus_id(config.audio_dir, files)
+        volumes = {"models": f"whisper-bench-models-{config.model}", "audio": f"whisper-bench-audio-{corpus}"}
+        print(f"[{sut.name}] inputs: checking volumes {volumes['models']} and {volumes['audio']}", file=sys.stderr)
+        outcome["bytes_sent"] = (
+            remote.sync_volume(client, volumes["models"], config.model_dir,
+                               remote.model_files(config.model_dir, config.engines), helper)
+            + remote.sync_volume(client, volumes["audio"], config.audio_dir, remote.audio_files(config.audio_dir),
+                                 helper))
+        print(f"[{sut.name}] inputs: {outcome['bytes_sent'] / 1e6:.1f} MB sent", file=sys.stderr)
+        config = dataclasses.replace(config, volumes=volumes)
+        cells = plan_cells(config)
+        todo = [c for c in cells if not complete(config, c)]
+        outcome["cells_kept"] = len(cells) - len(todo)
+        records = run_comparison(config, build=False, client=client, cells=todo, host=host) if todo else []
+        outcome["cells_run"] = len(todo)
+        bad = [r for r in records if r["status"] != Status.OK]
+        outcome["status"] = "ok" if not bad else "partial"
+        outcome["error"] = "; ".join(f"{r['cell']}@{r['cores']}c {r['status']}" for r in bad)
+    except UserError as exc:
+        outcome["error"] = str(exc)
+    except Exception as exc:  # the engine went away, a transfer or a build failed, a disk filled: this SUT only
+        traceback.print_exc(file=sys.stderr)
+        outcome["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    outcome["seconds"] = round(time.monotonic() - start, 1)
+    print(f"[{sut.name}] {outcome['status']} in {fmt_duration(outcome['seconds'])}"
+          + (f": {outcome['error']}" if outcome["error"] else ""), file=sys.stderr)
+    return outcome
+
+
+def run_fleet(fleet: Fleet, results: Path, models: Path, audio: Path, build: bool = True,
+              parallel: bool = True) -> list[dict]:
+    """Every SUT (in parallel threads unless told otherwise); the outcomes, also in results/fleet.json."""
+    from ..report import write_report
+    from ..run.signals import Stopped, stop_on_signals
+    from ..scoring.score import score_results
+
+    outcomes: dict[str, dict] = {}
+    start = time.monotonic()
+
+    def work(sut):
+        try:
+            outcomes[sut.name] = run_sut(sut, fleet, results, models, audio, build)
+        except Stopped as exc:
+            outcomes[sut.name] = {"sut": sut.name, "status": "interrupted", "error": f"stopped by {exc.name}"}
+
+    with stop_on_signals():
+        if parallel:
+            threads = [threading.Thread(target=work, args=(s,), name=s.name) for s in fleet.suts]
+            for t in threads:
+                t.start()
+            try:
+                while any(t.is_alive() for t in threads):
+                    for t in threads:
+                        t.join(0.2)
+            except Stopped:
+                for t in threads:  # each stops its own container, records the round, and returns
+                    t.join()
+                raise
+        else:
+            for sut in fleet.suts:
+                work(sut)
+    wall = time.monotonic() - start
+    ordered = [outcomes[s.name] for s in fleet.suts if s.name in outcomes]
+    write_json(results / FLEET_FILE, {"parallel": parallel, "wall_s": round(wall, 1), "suts": ordered})
+    for o in ordered:
+        if (results / o["sut"]).is_dir():
+            score_results(results / o["sut"], audio, quiet=True)
+    write_report(results)
+    print(f"fleet: {len(ordered)} SUT(s) in {fmt_duration(wall)}: "
+          + ", ".join(f"{o['sut']} {o['status']}" for o in ordered), file=sys.stderr)
+    return ordered
