@@ -70,20 +70,23 @@ def main() -> int:
         summary = json.loads((out / "inference_summary.json").read_text())
         metrics = compute_metrics(out, corpus, None, "")
         texts = {r["file"]: r["text"] for r in json.loads((out / "inference_per_file.json").read_text())}
-        results[(engine, precision, batch)] = (summary, metrics["vs_reference"]["wer"], texts)
+        results[(engine, precision, batch)] = (summary, metrics["vs_reference"]["wer"], texts, out)
 
     ref = results.get(("faster-whisper", "fp32", 1))
     fw_int8 = results.get(("faster-whisper", "int8", 1))
     print(f"\nmodel {args.model}, threads {args.threads}, {ref[0]['total_audio_s'] / 60 if ref else 0:.1f} min of "
           f"audio, repeats {args.repeats}; results under {out_root}\n")
     print(f"{'engine':<16}{'precision':<20}{'batch':>6}{'proc s':>9}{'vs fw fp32':>12}{'vs fw int8':>12}"
-          f"{'RTFx':>8}{'load s':>8}{'peak RSS MiB':>13}{'WER %':>8}")
-    for (engine, precision, batch), (summary, wer, _) in results.items():
+          f"{'RTFx':>8}{'load s':>8}{'peak RSS MiB':>13}{'WER %':>8}{'vs openai %':>12}")
+    openai = results.get(("openai-whisper", "fp32", 1))
+    for (engine, precision, batch), (summary, wer, _, out) in results.items():
         ratio = f"{_t(summary) / _t(ref[0]):.2f}x" if ref else "-"
         ratio8 = f"{_t(summary) / _t(fw_int8[0]):.2f}x" if fw_int8 else "-"
+        # word-level difference from openai-whisper's transcripts (the parity figure)
+        parity = compute_metrics(out, corpus, openai[3], "openai-whisper")["vs_baseline"] if openai else None
         print(f"{engine:<16}{precision:<20}{batch:>6}{_t(summary):>9.2f}{ratio:>12}{ratio8:>12}"
               f"{summary['rtfx']:>8.1f}{summary['model_load_s']:>8.2f}{summary['peak_rss_mb']:>13.0f}"
-              f"{100 * wer:>8.2f}")
+              f"{100 * wer:>8.2f}{100 * parity['wer'] if parity else float('nan'):>12.2f}")
     print_targets(results, args.batch_size)
     return 0
 

@@ -2,7 +2,6 @@
 images, and the inputs in named volumes (sent once, checked by sha256)."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from engines.registry import spec
 
 from ..errors import UserError
+from ..models.store import sha256_file
 from ..run.host import ISA_FLAGS
 from ..run.images import build_images, image_tag
 from .config import FleetSut
@@ -86,7 +86,7 @@ def ensure_images(client, local, engines: list[str], log_dir: Path, build: bool)
     for engine in dict.fromkeys(engines):
         tag = image_tag(engine)
         try:
-            mine = local.images.get(tag)
+            mine = local.images.get(tag) if local is not None else None
         except ImageNotFound:
             mine = None
         try:
@@ -106,14 +106,6 @@ def ensure_images(client, local, engines: list[str], log_dir: Path, build: bool)
     if to_build:
         out.update(build_images(client, to_build, log_dir))
     return out
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_files(model_dir: Path, engines: list[tuple[str, str]]) -> dict[str, str]:

@@ -72,7 +72,11 @@ def run_sut(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Pat
         config = sut_config(sut, fleet, results, models, audio, client.info().get("NCPU") or 1)
         files = validate_inputs(config)
         engines = [e for e, _ in config.engines]
-        images = remote.ensure_images(client, docker_client(), engines, config.sut_dir / "logs", build)
+        try:
+            local = docker_client()  # the controller's own engine, where its images are
+        except UserError:
+            local = None
+        images = remote.ensure_images(client, local, engines, config.sut_dir / "logs", build)
         failed = {e: err for e, (image_id, err) in images.items() if image_id is None}
         if len(failed) == len(images):
             raise UserError(f"no engine image on {sut.name}: {next(iter(failed.values()))}")
