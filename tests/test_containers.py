@@ -87,10 +87,11 @@ def test_engine_exit_code_is_a_failed_row_with_its_error(tmp_path, open_clips, t
     from harness.run.loop import run_comparison
 
     config = make_config(tmp_path, open_clips)
-    config.engine_args = ["--precision", "fp16"]  # the ort engine has no fp16 variant: it refuses to load
+    config.engine_args = ["--precision", "fp16"]  # neither a variant of ort nor a build: it refuses to load
     [record] = run_comparison(config, build=False)
     assert record["status"] == "failed" and record["exit_code"] == 2 and not record["oom_killed"]
-    assert record["error"] == "error: ort: ort supports precision fp32, int8, not 'fp16'"
+    assert record["error"] == ("error: ort: /models/variants/fp16: no such build (make it with "
+                               "`python -m harness discover`)")
 
 
 def test_rerun_moves_the_old_cell_to_backups(tmp_path, open_clips, tiny_model, ort_image):

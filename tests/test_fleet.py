@@ -50,16 +50,24 @@ def test_fleet_file_errors_are_one_line(tmp_path):
     assert [s.name for s in fleet.suts] == ["local"] and fleet.defaults["engines"]
 
 
+BRIDGE = "wbench-test0"
+
+
 @pytest.fixture
 def second_engine(tmp_path_factory):
-    """A second dockerd: its own socket, data root and exec root, no bridge (the cells run without network)."""
-    if not shutil.which("dockerd"):
-        pytest.skip("dockerd is not installed")
+    """A second dockerd: its own socket, data root, exec root and bridge. Not `--bridge none`: a daemon
+    started so removes the host's docker0, which the first engine's image builds need."""
+    if not shutil.which("dockerd") or not shutil.which("ip"):
+        pytest.skip("dockerd or ip is not installed")
     root = tmp_path_factory.mktemp("dockerd2")
     socket = root / "docker.sock"
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+    for cmd in (["ip", "link", "add", BRIDGE, "type", "bridge"],
+                ["ip", "addr", "add", "172.31.251.1/24", "dev", BRIDGE], ["ip", "link", "set", BRIDGE, "up"]):
+        subprocess.run(cmd, check=True, capture_output=True)
     log = open(root / "dockerd.log", "w")
     proc = subprocess.Popen(["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-                             "-H", f"unix://{socket}", "--pidfile", str(root / "dockerd.pid"), "--bridge", "none",
+                             "-H", f"unix://{socket}", "--pidfile", str(root / "dockerd.pid"), "--bridge", BRIDGE,
                              "--iptables=false", "--ip-masq=false"], stdout=log, stderr=log)
     for _ in range(100):
         if socket.exists():
@@ -70,6 +78,7 @@ def second_engine(tmp_path_factory):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
 
 

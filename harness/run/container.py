@@ -37,7 +37,8 @@ def container_user() -> str:
 
 def engine_command(config: Config, cell: Cell) -> list[str]:
     return [cell.engine, "--model-dir", "/models", "--model-name", config.model, "--audio-dir", "/audio",
-            "--out", "/results", "--threads", str(cell.cores), "--precision", cell.variant,
+            "--out", REMOTE_RESULTS if config.remote else "/results", "--threads", str(cell.cores),
+            "--precision", cell.variant,
             "--warmup", str(config.warmup), "--repeats", "1", *config.engine_args,
             *(["--batch-size", str(cell.batch)] if cell.batch > 1 else [])]
 
@@ -72,7 +73,7 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
         cpuset_cpus=record.cpuset, mem_limit=memory, memswap_limit=memory,  # no swap: over the limit is an OOM
         read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
         security_opt=["no-new-privileges"], cap_drop=["ALL"], pids_limit=4096,
-        environment={"RESULTS_DIR": REMOTE_RESULTS if config.remote else "/results"},
+        environment={"RESULTS_DIR": record.command[record.command.index("--out") + 1]},
         labels={LABEL: record.cell, OWNER_LABEL: str(os.getpid())}, volumes=volumes)
     progress = RunProgress(f"{record.cell} @ {cell.cores}c round {record.round}", n_files, config.heartbeat_s)
     timed_out = False
