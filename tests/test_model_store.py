@@ -134,18 +134,23 @@ def test_cross_kv_model_equals_the_first_step_decoder(tiny_model):
     assert (tiny_model / "onnx" / "cross_kv_model.onnx").stat().st_size < 8e6
 
 
-def test_a_users_own_hf_folder_becomes_a_store_with_the_same_tokens(tiny_model, clips, tmp_path):
-    """`models prepare --source local`: the prepared tiny.en hf/ folder imported under a new name."""
+@pytest.mark.parametrize("source", ["hf", "openai"])
+def test_a_users_own_model_becomes_a_store_with_the_same_tokens(tiny_model, clips, tmp_path, source):
+    """`models prepare --source local`: the prepared tiny.en hf/ folder, or its openai-whisper .pt (whose
+    tokenizer comes from a prepared model with the same vocabulary), imported under a new name."""
     from engines.audio import load_audio
     from harness.models.verify import format_tokens
 
-    proc = run_cli("-m", "harness", "models", "prepare", "--source", "local", "--path", str(tiny_model / "hf"),
+    path = tiny_model / "hf" if source == "hf" else tiny_model / "openai" / "tiny.en.pt"
+    proc = run_cli("-m", "harness", "models", "prepare", "--source", "local", "--path", str(path),
                    "--name", "my-tiny", "--models-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     mine = tmp_path / "whisper-my-tiny"
     assert store.check_files(mine) == []
     manifest = json.loads((mine / "manifest.json").read_text())
-    assert manifest["source"]["kind"] == "local" and manifest["source"]["format"] == "hf"
+    assert manifest["source"]["kind"] == "local" and manifest["source"]["format"] == source
+    if source == "openai":
+        assert manifest["source"]["tokenizer_from"] == str(tiny_model)
     audio = load_audio(clips / "short.wav")
     theirs, ours = format_tokens(tiny_model, audio), format_tokens(mine, audio)
     for fmt in ("ct2", "hf", "onnx", "openai"):

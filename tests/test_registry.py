@@ -90,3 +90,20 @@ def test_runner_cost_is_linear_in_the_corpus(with_instant, tmp_path, monkeypatch
     lines = (tmp_path / "out" / "inference_per_file.jsonl").read_text().splitlines()
     assert len(lines) == 3000 and json.loads(lines[-1])["file"] == "02999.wav"
     assert summary["decoding_applied"]["max_new_tokens"] == 224
+
+
+def test_a_source_build_group_tells_the_image_what_to_compile_and_with_what():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def req(*args):
+        return subprocess.run([sys.executable, str(ROOT / "docker" / "requirements.py"), *args],
+                              capture_output=True, text=True, check=True).stdout.split("\n")
+
+    group = "engine-whisper-cpp-native"
+    assert req(group)[0] == "--no-binary pywhispercpp" and "pywhispercpp==1.5.1" in req(group)
+    assert "g++" in req("--apt", group)[0].split() and req("--apt-runtime", group)[0] == "libgomp1"
+    assert any(line.startswith("CMAKE_ARGS='-DGGML_NATIVE=ON") for line in req("--env", group))
+    assert req("--apt", "engine-ort")[0] == "" and req("engine-ort")[0] != "--no-binary"

@@ -119,6 +119,10 @@ def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
                      f"(reused when it exists for the same model, corpus and decoding).\n")
     else:
         lines.append("No complete baseline run was found: WER vs baseline is empty.\n")
+    if rows and max(r["n_rounds"] for r in rows) < 2:
+        lines.append("One round: the intervals resample files only and cannot see drift between rounds, so "
+                     "a separation here is a screen, not a verdict; run the leading builds again with "
+                     "`--repeats 3` (or more).\n")
     for cores, r in ranked.items():
         lines += [f"## {cores} core(s)\n", recommendation(cores, r) + "\n", f"Gate: {r['rule']}.\n",
                   markdown_table(r["rows"], cols)]
