@@ -20,7 +20,7 @@ from pathlib import Path
 from engines.ort.model import CROSS_KV, DECODER_WITH_PAST, ENCODER
 from engines.registry import BUILD_FILE, BUILDS_DIR
 
-from ..models.onnx_format import SIDE_FILES
+from ..models.onnx_format import SIDE_FILES, quantize_int8_file
 
 GRAPHS = (ENCODER, CROSS_KV, DECODER_WITH_PAST)
 PORTABLE = "any x86-64 (onnxruntime picks kernels at run time)"
@@ -81,17 +81,7 @@ def _fused(src: Path, dst: Path, config: dict) -> None:
 
 def _nbits(bits: int, block: int) -> Callable:
     def run(src: Path, dst: Path, _config: dict) -> None:
-        import logging
-
-        import onnx
-        from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
-
-        logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-        config = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=4, bits=bits)
-        quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=bits, block_size=block, is_symmetric=True,
-                                         accuracy_level=4, algo_config=config)
-        quantizer.process()
-        quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+        quantize_int8_file(src, dst, bits, block)
     return run
 
 

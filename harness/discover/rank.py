@@ -7,8 +7,6 @@ tie is named. Each row also carries its paired time ratio to faster-whisper int8
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from ..report.answer import apply_gate, decide, gated, paired, records_by_id
 from ..report.cells import build_cell_record, collect_cells
 from ..report.columns import DISCOVERY, columns_for
 from ..report.rows import row_from_cell
-from ..report.tables import markdown_table
+from ..report.tables import csv_text, markdown_table
 from ..run.config import Config
 from ..run.host import describe
 
@@ -132,19 +130,10 @@ def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
     lines.append(f"![speed vs WER]({PLOT})\n")
     md = sut_dir / DISCOVERY_MD
     write_atomic(md, "\n".join(lines), only_if_changed=True)
-    write_atomic(sut_dir / "discovery.csv", _csv([row for r in ranked.values() for row in r["rows"]], cols),
+    write_atomic(sut_dir / "discovery.csv", csv_text([row for r in ranked.values() for row in r["rows"]], cols),
                  only_if_changed=True)
     _plot(ranked, sut_dir / PLOT)
     return md
-
-
-def _csv(rows: list[dict], cols) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[c.key for c in cols], extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c.key: "" if row.get(c.key) is None else row.get(c.key) for c in cols})
-    return buf.getvalue()
 
 
 def _plot(ranked: dict, path: Path) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from engines.registry import BASELINE_ENGINE, BUILD_FILE, BUILDS_DIR, SPECS
+from engines.registry import BASELINE_ENGINE, BUILDS_DIR, SPECS
 
 from ..errors import UserError
 from ..files import read_json
@@ -102,6 +102,3 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
     write_report(config.results_dir)
     return md
 
-
-def build_info(model_dir: Path, name: str) -> dict:
-    return read_json(model_dir / BUILDS_DIR / name / BUILD_FILE) or {}

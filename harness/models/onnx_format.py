@@ -43,7 +43,8 @@ INT8_BLOCK = 32
 INT8_ACCURACY_LEVEL = 4
 
 
-def quantize_int8_file(src: Path, dst: Path) -> None:
+def quantize_int8_file(src: Path, dst: Path, bits: int = 8, block: int = INT8_BLOCK) -> None:
+    """MatMulNBits weights of `bits` bits in blocks of `block` (the store's int8; discover's other builds)."""
     import logging
 
     import onnx
@@ -51,9 +52,9 @@ def quantize_int8_file(src: Path, dst: Path) -> None:
                                                                  MatMulNBitsQuantizer)
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-    config = DefaultWeightOnlyQuantConfig(block_size=INT8_BLOCK, is_symmetric=True,
-                                          accuracy_level=INT8_ACCURACY_LEVEL, bits=8)
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=INT8_BLOCK, is_symmetric=True,
+    config = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True,
+                                          accuracy_level=INT8_ACCURACY_LEVEL, bits=bits)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=bits, block_size=block, is_symmetric=True,
                                      accuracy_level=INT8_ACCURACY_LEVEL, algo_config=config)
     quantizer.process()
     quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)

@@ -17,8 +17,9 @@ def markdown_table(rows: list[dict], columns: list[Column]) -> str:
     return tabulate(body, headers=[c.header for c in used], tablefmt="github", disable_numparse=True) + "\n"
 
 
-def csv_text(rows: list[dict]) -> str:
-    keys = [c.key for c in columns_for(CSV)]
+def csv_text(rows: list[dict], columns: list[Column] | None = None) -> str:
+    """Full-precision CSV of the rows: the registry's CSV columns, or the given ones."""
+    keys = [c.key for c in columns or columns_for(CSV)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
