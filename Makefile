@@ -69,7 +69,9 @@ report: venv
 	$(PY) -m harness report
 
 # The container tests build only the small ort image; the heavy ones are built by `make compare`.
+# ensure-sshd.sh: the binary for the fleet's SSH test, which starts its own sshd on the loopback.
 test: venv system-deps docker
+	scripts/ensure-sshd.sh
 	$(PY) -m ruff check harness engines tests scripts
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 

@@ -117,7 +117,12 @@ def test_discover_runs_builds_in_containers_ranks_a_broken_one_and_reuses_the_ba
         return discover(config, ["q8-b32"], tmp_path / "mine", force=False, build_images=False,
                         references="ort:int8", baseline="ort")
 
+    sut_plan = tmp_path / "results" / "test" / "plan.json"  # as a `make compare` of this SUT left it
+    sut_plan.parent.mkdir(parents=True)
+    sut_plan.write_text('{"config": {"engines": "the SUT\'s own comparison"}}')
     md = once()
+    assert "the SUT's own comparison" in sut_plan.read_text()  # the baseline's run did not replace it
+    assert "ort-tiny.en-fp32@1c" in (md.parent / "discovery" / "baseline-plan.json").read_text()
     rows = {r["build"]: r for r in __import__("csv").DictReader(open(md.with_suffix(".csv")))}
     assert rows["q8-b32"]["status"] == "ok" and rows["q8-b32"]["wer_vs_baseline"] != ""
     assert rows["user-broken"]["status"] == "failed"

@@ -18,12 +18,13 @@ from engines.registry import BASELINE_ENGINE, BUILDS_DIR, SPECS
 
 from ..errors import UserError
 from ..files import read_json
-from ..layout import RUN_FILE, SUMMARY_FILE, round_dirs
+from ..layout import PLAN_FILE, RUN_FILE, SUMMARY_FILE, round_dirs
 from ..run.config import Config, parse_engines
 
 AREA = "discovery"
 ENGINE = "ort"
 REFERENCES = "ort:fp32 ort:int8 faster-whisper:int8"
+BASELINE_PLAN = "baseline-plan.json"  # discovery/: the plan of the baseline's run, when the SUT has its own
 
 
 def build_names(model_dir: Path) -> list[str]:
@@ -91,9 +92,13 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
     if reused is None:
         print(f"discover: no complete {baseline} run of {config.model} on this corpus and decoding: "
               f"running it once at {min(config.cores_list)} core(s)", file=sys.stderr)
+        # Its cell lands in the SUT's own folder, to be reused; the SUT's plan.json still describes the SUT's
+        # last comparison, so this run's plan is kept beside the discovery's.
+        sut_plan = config.results_dir / config.sut / PLAN_FILE
+        config.sut_dir.mkdir(parents=True, exist_ok=True)
         run_comparison(dataclasses.replace(config, area="", engines=[(baseline, SPECS[baseline].default_variant)],
                                            cores_list=[min(config.cores_list)], rounds=1, max_rounds=1),
-                       build=build_images)
+                       build=build_images, plan_file=config.sut_dir / BASELINE_PLAN if sut_plan.exists() else None)
     else:
         print(f"discover: reusing {baseline}'s transcripts from {reused}", file=sys.stderr)
     run_comparison(config, build=build_images)

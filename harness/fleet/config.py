@@ -23,8 +23,8 @@ from pathlib import Path
 
 from ..errors import UserError
 
-SUT_KEYS = {"docker", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "cpuset", "memory_gb",
-            "cores_list", "price_per_core_hour"}
+SUT_KEYS = {"docker", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "ssh_client", "cpuset",
+            "memory_gb", "cores_list", "price_per_core_hour"}
 DEFAULT_KEYS = {"model", "engines", "repeats", "max_rounds", "warmup", "timeout", "seed", "batch_sizes"}
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -38,6 +38,9 @@ class FleetSut:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_verify: bool = True
+    # ssh:// through the OpenSSH client on PATH, as the docker CLI does (all of ~/.ssh/config, the agent,
+    # ProxyJump), rather than paramiko (which reads only Hostname, Port, User, IdentityFile, ProxyCommand).
+    ssh_client: bool = False
     cpuset: str | None = None
     memory_gb: float | None = None
     cores_list: str | None = None

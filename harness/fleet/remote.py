@@ -13,7 +13,7 @@ from engines.registry import spec
 
 from ..errors import UserError
 from ..models.store import sha256_file
-from ..run.host import ISA_FLAGS
+from ..run.host import HOST_FILES, host_facts
 from ..run.images import build_images, image_tag
 from .config import FleetSut
 
@@ -40,12 +40,10 @@ def connect(sut: FleetSut):
             if sut.tls_cert or sut.tls_ca:
                 tls = docker.tls.TLSConfig(client_cert=(sut.tls_cert, sut.tls_key) if sut.tls_cert else None,
                                            ca_cert=sut.tls_ca, verify=sut.tls_verify)
-            client = docker.DockerClient(base_url=sut.docker, tls=tls, timeout=600)
+            client = docker.DockerClient(base_url=sut.docker, tls=tls, timeout=600, use_ssh_client=sut.ssh_client)
         client.ping()
-    except (DockerException, OSError) as exc:
+    except (DockerException, OSError, ImportError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        if "paramiko" in reason.lower() or isinstance(exc, ModuleNotFoundError):
-            reason = "ssh:// endpoints need paramiko in the harness's venv (pip install paramiko)"
         raise UserError(f"{sut.name}: Docker engine {sut.docker or sut.context} is not reachable ({reason})") from None
     return client
 
@@ -63,17 +61,22 @@ def _run_helper(client, image: str, command: list[str], volumes: dict | None = N
 
 
 def fingerprint(client, image: str, endpoint: str) -> dict:
-    """What `run/host.py` records for the local host, read on the SUT's host through one container."""
+    """What `run/host.py` records for the local host, from the same files read on the SUT's host by one
+    container (a container sees the host's /proc/cpuinfo and /sys)."""
     info = client.info()
-    _, out = _run_helper(client, image, ["sh", "-c", "cat /proc/cpuinfo; echo ===; "
-                                         "cat /sys/devices/system/cpu/smt/active 2>/dev/null"])
-    cpuinfo, _, smt = out.decode(errors="replace").partition("===")
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), None)
-    flags = set(next((ln.split(":", 1)[1] for ln in cpuinfo.splitlines() if ln.startswith("flags")), "").split())
-    return {"hostname": info.get("Name"), "cpu_model": model, "isa": [v for k, v in ISA_FLAGS.items() if k in flags],
-            "smt": smt.strip() == "1" if smt.strip() else None, "kernel": info.get("KernelVersion"),
-            "cgroup": f"v{info.get('CgroupVersion', '1')}", "docker": info.get("ServerVersion"),
-            "n_cpus": info.get("NCPU"), "memory_bytes": info.get("MemTotal"), "docker_endpoint": endpoint}
+    script = "; ".join(f"echo '=== {key}'; cat {path} 2>/dev/null || echo '=== missing'"
+                       for key, path in HOST_FILES.items())
+    _, out = _run_helper(client, image, ["sh", "-c", script])
+    files: dict[str, str | None] = {}
+    for block in out.decode(errors="replace").split("=== ")[1:]:
+        key, _, text = block.partition("\n")
+        if key == "missing":
+            files[list(files)[-1]] = None
+        else:
+            files[key] = text.strip()
+    return {"hostname": info.get("Name"), **host_facts(files), "kernel": info.get("KernelVersion"),
+            "docker": info.get("ServerVersion"), "n_cpus": info.get("NCPU"), "memory_bytes": info.get("MemTotal"),
+            "docker_endpoint": endpoint}
 
 
 def ensure_images(client, local, engines: list[str], log_dir: Path, build: bool) -> dict:

@@ -1,11 +1,14 @@
 """One harness per Docker engine: a lock held for the whole run, and leftovers of a killed one removed.
 
-The lock is an flock on a file named after the Docker engine's ID, so two clones, two users or two
-SUT names on one machine still exclude each other, and a killed harness releases it with its process.
+The lock is an flock on a file named after the Docker engine, so two clones, two users or two SUT names on
+one machine still exclude each other, and a killed harness releases it with its process. The engine's ID
+alone does not name it: dockerd 20.10 takes it from /etc/docker/key.json, which a second daemon on the same
+host shares, and so do VMs cloned from one image; its host name and data root tell those apart.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -20,14 +23,15 @@ from .container import LABEL
 LOCK_DIR = Path(os.environ.get("WHISPER_BENCH_LOCK_DIR", tempfile.gettempdir()))
 
 
-def lock_path(engine_id: str) -> Path:
-    return LOCK_DIR / f"whisper-bench-{engine_id.replace(':', '')[:32]}.lock"
+def lock_path(info: dict) -> Path:
+    """The lock file of the engine that `docker info` describes."""
+    engine = "|".join(str(info.get(key) or "") for key in ("ID", "Name", "DockerRootDir"))
+    return LOCK_DIR / f"whisper-bench-{hashlib.sha256(engine.encode()).hexdigest()[:24]}.lock"
 
 
 @contextmanager
 def harness_lock(client, sut: str):
-    engine_id = client.info().get("ID") or "docker"
-    path = lock_path(engine_id)
+    path = lock_path(client.info())
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:

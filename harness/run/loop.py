@@ -131,9 +131,10 @@ def round_order(cells: list[Cell], seed: int, round_index: int) -> list[Cell]:
 
 
 def run_comparison(config: Config, build: bool = True, client=None, cells: list[Cell] | None = None,
-                   host: dict | None = None) -> list[dict]:
+                   host: dict | None = None, plan_file: Path | None = None) -> list[dict]:
     """Every round of every cell (or of the given cells); returns the run records. Raises `Stopped` after a
-    clean stop. A fleet passes its SUT's client (a remote engine) and that host's fingerprint."""
+    clean stop. A fleet passes its SUT's client (a remote engine) and that host's fingerprint. The plan goes
+    to the SUT's plan.json unless `plan_file` names another (a run that adds a cell to the SUT's own)."""
     from .images import build_images, docker_client, existing_images, image_tag
     from .lock import harness_lock
 
@@ -152,7 +153,7 @@ def run_comparison(config: Config, build: bool = True, client=None, cells: list[
             if moved:
                 print(f"  previous {cell.name(config.model)} at {cell.cores}c moved to {moved}", file=sys.stderr)
         corpus = corpus_id(config.audio_dir, files)
-        write_json(config.sut_dir / PLAN_FILE, {
+        write_json(plan_file or config.sut_dir / PLAN_FILE, {
             "config": config.as_dict(), "host": host, "started_at": stamp, "corpus_id": corpus,
             "n_files": len(files), "cells": [c.name(config.model) + f"@{c.cores}c" for c in cells]})
         records: list[dict] = []
