@@ -40,12 +40,31 @@ def connect(sut: FleetSut):
             if sut.tls_cert or sut.tls_ca:
                 tls = docker.tls.TLSConfig(client_cert=(sut.tls_cert, sut.tls_key) if sut.tls_cert else None,
                                            ca_cert=sut.tls_ca, verify=sut.tls_verify)
-            client = docker.DockerClient(base_url=sut.docker, tls=tls, timeout=600, use_ssh_client=sut.ssh_client)
+            client = docker.DockerClient(base_url=ssh_port_from_config(sut.docker), tls=tls, timeout=600,
+                                         use_ssh_client=sut.ssh_client)
         client.ping()
     except (DockerException, OSError, ImportError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise UserError(f"{sut.name}: Docker engine {sut.docker or sut.context} is not reachable ({reason})") from None
     return client
+
+
+def ssh_port_from_config(url: str) -> str:
+    """An ssh:// URL without a port gets the one ~/.ssh/config gives its host, as with the docker CLI: the
+    SDK would otherwise add :22, which both of its SSH transports then use over the config's Port."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    config = Path("~/.ssh/config").expanduser()
+    if parsed.scheme != "ssh" or parsed.port or not parsed.hostname or not config.is_file():
+        return url
+    import paramiko
+
+    ssh_config = paramiko.SSHConfig()
+    with open(config) as f:
+        ssh_config.parse(f)
+    port = ssh_config.lookup(parsed.hostname).get("port")
+    return f"ssh://{parsed.netloc}:{port}{parsed.path}" if port and port != "22" else url
 
 
 def _run_helper(client, image: str, command: list[str], volumes: dict | None = None) -> tuple[int, bytes]:
