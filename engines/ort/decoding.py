@@ -38,6 +38,17 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
 
 
+def logsumexp(x: np.ndarray) -> float:
+    """log(sum(exp(x))) of a 1-D row, -inf when every entry is -inf."""
+    m = float(np.max(x))
+    return m if m == NEG_INF else m + float(np.log(np.sum(np.exp(x - m))))
+
+
+def token_logprob(logits_row: np.ndarray, token: int) -> float:
+    """log_softmax(logits_row)[token], without the whole row's log-probabilities."""
+    return float(logits_row[token]) - logsumexp(logits_row)
+
+
 class LogitFilter:
     def __init__(self, tok: Tokenizer, sample_begin: int, timestamps: bool):
         self.tok, self.sample_begin, self.timestamps = tok, sample_begin, timestamps
@@ -75,10 +86,10 @@ class LogitFilter:
         if len(tokens[0]) == self.sample_begin:
             logits[:, :ts] = NEG_INF
             logits[:, ts + self.tok.max_initial_timestamp_index + 1:] = NEG_INF
-        logprobs = log_softmax(logits)
         for k in range(logits.shape[0]):
-            ts_logprob = np.logaddexp.reduce(logprobs[k, ts:])
-            if ts_logprob > logprobs[k, :ts].max():
+            # The timestamps' total probability against the likeliest text token's: both log-probabilities
+            # share the row's normaliser, so the logits compare alike without a softmax over the vocabulary.
+            if logsumexp(logits[k, ts:]) > logits[k, :ts].max():
                 logits[k, :ts] = NEG_INF
 
 
@@ -108,7 +119,7 @@ def _greedy(model, logits, cache, initial, tok, logit_filter, sample_len, n_text
     for _ in range(sample_len):
         logit_filter(logits, [tokens])
         next_token = int(np.argmax(logits[0]))
-        sum_logprob += float(log_softmax(logits[0])[next_token])
+        sum_logprob += token_logprob(logits[0], next_token)
         tokens.append(next_token)
         if next_token == tok.eot or len(tokens) > n_text_ctx:
             break
@@ -191,7 +202,7 @@ def decode_batch(model, audio_features, tok: Tokenizer, prompts: list[list[int]]
         for i, row in enumerate(active):
             filters[row](logits[i:i + 1], [tokens[row]])
             next_token = int(np.argmax(logits[i]))
-            sum_logprobs[row] += float(log_softmax(logits[i])[next_token])
+            sum_logprobs[row] += token_logprob(logits[i], next_token)
             tokens[row].append(next_token)
             if not (next_token == tok.eot or len(tokens[row]) > n_text_ctx):
                 keep.append(i)

@@ -8,13 +8,14 @@ import numpy as np
 from ..base import Engine, FileResult, package_versions
 from ..registry import BUILD_FILE, BUILDS_DIR, spec
 from .decoding import DecodeOptions
-from .model import OrtWhisper
+from .model import OrtWhisper, SessionMemory
 from .tokenizer import Tokenizer
 from .transcribe import transcribe, transcribe_batch
 
 
 class OrtEngine(Engine):
     name = "ort"
+    memory = SessionMemory()  # scripts/ort_memory.py sets others to measure them
 
     def load(self) -> None:
         folder = spec(self.name).check_variant(self.precision)
@@ -29,7 +30,12 @@ class OrtEngine(Engine):
             self.notes.append(f"build {self.precision}: {build.get('how', 'no variant.json')}; "
                               f"graph optimisation level {level}")
         profile = self.profile_dir / "ort_profile" if self.profile_dir is not None else None
-        self.model = OrtWhisper(onnx_dir, self.threads, level, profile)
+        self.model = OrtWhisper(onnx_dir, self.threads, level, profile, self.memory)
+        m = self.memory
+        self.notes.append(f"memory: decoder arena {'on' if m.decoder_arena else 'off'}, glibc mmap threshold "
+                          + (f"{m.mmap_threshold // 1024} KiB" if m.mmap_threshold else "glibc's own")
+                          + ("" if m.mem_pattern else ", no memory patterns")
+                          + ("" if m.prepacking else ", no prepacking"))
         self.tokenizer = Tokenizer(onnx_dir / "tokenizer.json", self.model.generation_config)
         s = self.settings
         self.options = DecodeOptions(task=s.task, language=s.language, beam_size=s.beam_size,

@@ -1,0 +1,150 @@
+"""Where the ort engine's peak RSS goes, beside faster-whisper's, and what each memory setting changes.
+
+    python scripts/ort_memory.py [--model base] [--threads 2] [--precisions fp32,int8]
+
+Each configuration runs in a child process of its own, pinned with taskset, and reads /proc/self/status
+at stages: libraries imported (the runtime), model loaded (the weights as resident, and the transient
+peak while loading), then every corpus file transcribed (the arena and the activations: what the peak
+adds over the loaded model). VmHWM is the peak RSS that /usr/bin/time reports in a container. The
+configurations: the engine as it runs (`engine`: engines/ort/model.py SessionMemory), then one departure
+at a time (the decoder's arena on, glibc's own mmap threshold, both as before, no weight prepacking, no
+planned activation blocks, a 128 KiB threshold), and faster-whisper at the same precision. Each graph's
+initializer bytes are read from the ONNX files.
+Not a test: it prints figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The engine's settings, then each departure from them (SessionMemory's fields).
+CONFIGS = {"engine": {}, "decoder-arena": {"decoder_arena": True}, "glibc-default-mmap": {"mmap_threshold": None},
+           "before (arena, glibc default)": {"decoder_arena": True, "mmap_threshold": None},
+           "no-prepacking": {"prepacking": False}, "no-mem-pattern": {"mem_pattern": False},
+           "mmap-128k": {"mmap_threshold": 128 * 1024}}
+STATUS_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
+
+
+def memory_settings(config: str) -> dict:
+    """A named configuration, or SessionMemory fields as `field=value+field=value` (sizes in bytes, 0/1)."""
+    if config in CONFIGS:
+        return CONFIGS[config]
+    out = {}
+    for item in config.split("+"):
+        key, _, value = item.partition("=")
+        out[key] = int(value)
+    return out
+
+
+def status() -> dict[str, float]:
+    """MiB from /proc/self/status."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in STATUS_KEYS:
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def child(args: argparse.Namespace) -> None:
+    """One configuration: stages as JSON on stdout."""
+    stages = {"start": status()}
+    import numpy  # noqa: F401
+
+    from engines.audio import load_audio
+    from engines.base import DecodingSettings
+    from engines.registry import engine_class
+
+    engine_name = "faster-whisper" if args.config == "faster-whisper" else "ort"
+    cls = engine_class(engine_name)
+    if engine_name == "ort":
+        import onnxruntime  # noqa: F401
+
+        from engines.ort.model import SessionMemory
+        cls.memory = SessionMemory(**memory_settings(args.config))
+    else:
+        import ctranslate2  # noqa: F401
+    stages["imported"] = status()
+    engine = cls(ROOT / "models" / f"whisper-{args.model}", DecodingSettings(), args.threads, args.precision)
+    t0 = time.perf_counter()
+    engine.load()
+    stages["loaded"] = {**status(), "load_s": time.perf_counter() - t0}
+    files = sorted(Path(args.audio_dir).glob("*.wav"))
+    t0 = time.perf_counter()
+    for path in files:
+        engine.before_file()
+        engine.transcribe(load_audio(path))
+    stages["transcribed"] = {**status(), "transcribe_s": time.perf_counter() - t0}
+    print(json.dumps(stages))
+
+
+def initializer_mib(onnx_dir: Path) -> dict[str, float]:
+    """Each graph's initializers as stored (MiB)."""
+    import onnx
+
+    out = {}
+    for path in sorted(onnx_dir.glob("*.onnx")):
+        model = onnx.load(str(path), load_external_data=False)
+        out[path.stem] = sum(len(t.raw_data) for t in model.graph.initializer) / 2**20
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="base")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precisions", default="fp32,int8")
+    p.add_argument("--configs", default=",".join([*CONFIGS, "faster-whisper"]),
+                   help="names, or SessionMemory fields such as mmap_threshold=4194304+decoder_arena=0")
+    p.add_argument("--audio-dir", default=str(ROOT / "audio" / "synth"))
+    p.add_argument("--child", dest="config", help=argparse.SUPPRESS)
+    p.add_argument("--precision", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.config:
+        child(args)
+        return 0
+
+    from engines.registry import spec
+
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[: args.threads]))
+    model_dir = ROOT / "models" / f"whisper-{args.model}"
+    print(f"model {args.model}, threads {args.threads}, corpus {args.audio_dir}; MiB\n")
+    for precision in args.precisions.split(","):
+        folder = model_dir / spec("ort").check_variant(precision)
+        sizes = initializer_mib(folder)
+        used = {k: v for k, v in sizes.items() if k != "decoder_model"}  # never loaded (engines/ort/model.py)
+        print(f"ort {precision} initializers ({folder.name}): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in used.items()) + f"; sum {sum(used.values()):.0f}")
+        rows = []
+        for config in args.configs.split(","):
+            cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child", config, "--precision", precision,
+                   "--model", args.model, "--threads", str(args.threads), "--audio-dir", args.audio_dir]
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"  {config}: failed: {proc.stderr.strip().splitlines()[-1:]}")
+                continue
+            s = json.loads(proc.stdout.strip().splitlines()[-1])
+            imported, loaded, done = s["imported"], s["loaded"], s["transcribed"]
+            rows.append((config, imported["VmRSS"], loaded["VmRSS"] - imported["VmRSS"],
+                         loaded["VmHWM"] - loaded["VmRSS"], done["VmHWM"] - loaded["VmRSS"],
+                         done["VmRSS"] - loaded["VmRSS"], done["VmHWM"], loaded["RssFile"], done["transcribe_s"]))
+        print("| config | runtime | weights (resident after load) | load transient | peak over loaded "
+              "(arena + activations) | kept after the corpus | peak RSS | of which file-backed after load "
+              "| transcribe s |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for row in rows:
+            print(f"| {row[0]} | " + " | ".join(f"{v:.0f}" for v in row[1:-1]) + f" | {row[-1]:.1f} |")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
