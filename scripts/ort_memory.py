@@ -6,9 +6,9 @@ Each configuration runs in a child process of its own, pinned with taskset, and 
 at stages: libraries imported (the runtime), model loaded (the weights as resident, and the transient
 peak while loading), then every corpus file transcribed (the arena and the activations: what the peak
 adds over the loaded model). VmHWM is the peak RSS that /usr/bin/time reports in a container. The
-configurations: the engine as it runs (`engine`: engines/ort/model.py SessionMemory), then one departure
-at a time (the decoder's arena on, glibc's own mmap threshold, both as before, no weight prepacking, no
-planned activation blocks, a 128 KiB threshold), and faster-whisper at the same precision. Each graph's
+configurations: the engine as it runs (`engine`: engines/ort/model.py SessionMemory), with --low-memory,
+then one departure at a time (the decoder's arena on, no weight prepacking, no planned activation
+blocks, a 128 KiB mmap threshold), and faster-whisper at the same precision. Each graph's
 initializer bytes are read from the ONNX files.
 Not a test: it prints figures.
 """
@@ -25,11 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engines.ort.model import LOW_MEMORY_MMAP_THRESHOLD  # noqa: E402
+
 # The engine's settings, then each departure from them (SessionMemory's fields).
-CONFIGS = {"engine": {}, "decoder-arena": {"decoder_arena": True}, "glibc-default-mmap": {"mmap_threshold": None},
-           "before (arena, glibc default)": {"decoder_arena": True, "mmap_threshold": None},
-           "no-prepacking": {"prepacking": False}, "no-mem-pattern": {"mem_pattern": False},
-           "mmap-128k": {"mmap_threshold": 128 * 1024}}
+CONFIGS = {"engine": {}, "low-memory": {"mmap_threshold": LOW_MEMORY_MMAP_THRESHOLD},
+           "decoder-arena": {"decoder_arena": True}, "no-prepacking": {"prepacking": False},
+           "no-mem-pattern": {"mem_pattern": False}, "mmap-128k": {"mmap_threshold": 128 * 1024}}
 STATUS_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
 
 

@@ -33,6 +33,13 @@ def test_every_build_kind_loads_and_transcribes_a_clip(tiny_model, clips):
         assert result.text.strip(), name
         if name.startswith(("opt-", "fused")):  # graph rewrites that change no arithmetic result's token
             assert result.tokens == reference, name
+    import onnx
+
+    config = json.loads((tiny_model / "onnx" / "config.json").read_text())
+    table = (config["vocab_size"], config["d_model"])
+    decoder = onnx.load(str(tiny_model / "variants" / "q8-b128-emb8" / "decoder_with_past_model.onnx"))
+    kinds = {(tuple(i.dims), i.data_type) for i in decoder.graph.initializer}
+    assert (table, onnx.TensorProto.INT8) in kinds and (table, onnx.TensorProto.FLOAT) not in kinds
     assert made["opt-all"]["targets"].startswith("this CPU")
     assert made["q4-b64"]["targets"].startswith("any x86-64")
     with pytest.raises(FileNotFoundError, match="no such build"):

@@ -104,6 +104,22 @@ def test_ort_batch_gives_the_tokens_of_batch_one(tiny_model, clips, precision):
     assert together == alone and all(len(t) > 10 for t in alone)
 
 
+def test_ort_low_memory_changes_allocation_not_tokens(tiny_model, clips):
+    from engines.base import DecodingSettings
+    from engines.ort.engine import OrtEngine
+
+    audio = load_audio(clips / "long.wav")
+    tokens, notes = [], []
+    for low in (False, True):
+        engine = OrtEngine(tiny_model, DecodingSettings(), threads=2, precision="fp32")
+        engine.low_memory = low
+        engine.load()
+        tokens.append(engine.transcribe(audio).tokens)
+        notes.append(" ".join(engine.notes))
+    assert tokens[0] == tokens[1] and len(tokens[0]) > 10
+    assert "glibc mmap threshold glibc's own" in notes[0] and "glibc mmap threshold 1024 KiB" in notes[1]
+
+
 @pytest.mark.parametrize("clip", ["short", "long"])
 def test_faster_whisper_float32_matches_openai_whisper(tiny_model, clips, openai_model, clip):
     """Through the project's own wrappers, as the runner calls them, with the common decoding settings."""

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from ..base import Engine, FileResult, package_versions
 from ..registry import BUILD_FILE, BUILDS_DIR, spec
 from .decoding import DecodeOptions
-from .model import OrtWhisper, SessionMemory
+from .model import LOW_MEMORY_MMAP_THRESHOLD, OrtWhisper, SessionMemory
 from .tokenizer import Tokenizer
 from .transcribe import transcribe, transcribe_batch
 
@@ -30,8 +31,8 @@ class OrtEngine(Engine):
             self.notes.append(f"build {self.precision}: {build.get('how', 'no variant.json')}; "
                               f"graph optimisation level {level}")
         profile = self.profile_dir / "ort_profile" if self.profile_dir is not None else None
-        self.model = OrtWhisper(onnx_dir, self.threads, level, profile, self.memory)
-        m = self.memory
+        m = replace(self.memory, mmap_threshold=LOW_MEMORY_MMAP_THRESHOLD) if self.low_memory else self.memory
+        self.model = OrtWhisper(onnx_dir, self.threads, level, profile, m)
         self.notes.append(f"memory: decoder arena {'on' if m.decoder_arena else 'off'}, glibc mmap threshold "
                           + (f"{m.mmap_threshold // 1024} KiB" if m.mmap_threshold else "glibc's own")
                           + ("" if m.mem_pattern else ", no memory patterns")

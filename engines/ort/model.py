@@ -34,15 +34,19 @@ class SessionMemory:
     mem_pattern: each session plans one block for all its activations from the first run's shapes.
     prepacking: MatMul weights are repacked for MLAS at load; without it they are packed at every call
     (int8 then runs 9x slower).
-    mmap_threshold: glibc's M_MMAP_THRESHOLD in bytes. Setting it also stops glibc raising it after a large
-    block is freed, which otherwise leaves the weights' load-time copies and the encoder's activations as
-    holes in the heap; 1 MiB (a 512x512 float32 projection) keeps the decoder's per-step tensors on the heap.
-    Measured on base, 2 threads: peak RSS fp32 954 -> 720 MiB, int8 667 -> 546 MiB, with the arena off.
+    mmap_threshold: glibc's M_MMAP_THRESHOLD in bytes (None: glibc's own). Setting it also stops glibc
+    raising it after a large block is freed, which otherwise leaves the weights' load-time copies and the
+    encoder's activations as holes in the heap; the price is fresh pages (faults) for every large block.
+    Measured on base, 2 threads, arena off (scripts/ort_memory.py): peak RSS fp32 851 -> 720 MiB and int8
+    604 -> 546 MiB at 1 MiB, for about 9 % more time; `--low-memory` sets LOW_MEMORY_MMAP_THRESHOLD.
     """
     decoder_arena: bool = False
     mem_pattern: bool = True
     prepacking: bool = True
-    mmap_threshold: int | None = 1 << 20
+    mmap_threshold: int | None = None
+
+
+LOW_MEMORY_MMAP_THRESHOLD = 1 << 20  # a 512x512 float32 projection: the decoder's per-step tensors stay below
 
 
 def set_mmap_threshold(size: int) -> None:

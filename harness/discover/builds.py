@@ -133,6 +133,61 @@ def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
     _topological_save(model, dst)
 
 
+def _int8_embedding(src: Path, dst: Path, config: dict) -> None:
+    """The token embedding as int8 rows with one scale per row: the lookup gathers int8 rows and their
+    scales, then casts and multiplies (standard operators). The logits' projection keeps its own weights
+    (transposed at export, quantised by the step before), so only the lookup reads this table, and its
+    fp32 copy (vocabulary x d_model x 4 bytes: 106 MB on base) leaves memory. A graph without the
+    embedding (the cross-attention K/V) is copied."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    nodes, replaced = [], []
+    for node in graph.node:
+        nodes.append(node)
+        table = inits.get(node.input[0]) if node.op_type == "Gather" and node.input else None
+        if table is None or list(table.dims) != [config["vocab_size"], config["d_model"]]:
+            continue
+        w = numpy_helper.to_array(table).astype(np.float32)
+        scale = (np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12) / 127.0).astype(np.float32)
+        name, out = node.input[0], node.output[0]
+        graph.initializer.extend([numpy_helper.from_array(np.round(w / scale).clip(-127, 127).astype(np.int8),
+                                                          f"{name}_int8_rows"),
+                                  numpy_helper.from_array(scale, f"{name}_row_scale")])  # (vocab, 1)
+        node.input[0], node.output[0] = f"{name}_int8_rows", f"{out}_int8"
+        nodes += [helper.make_node("Gather", [f"{name}_row_scale", node.input[1]], [f"{out}_scale"]),
+                  helper.make_node("Cast", [f"{out}_int8"], [f"{out}_cast"], to=onnx.TensorProto.FLOAT),
+                  helper.make_node("Mul", [f"{out}_cast", f"{out}_scale"], [out])]
+        replaced.append(name)
+    if not replaced:
+        shutil.copyfile(src, dst)
+        return
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    for name in replaced:
+        if name not in used:
+            graph.initializer.remove(inits[name])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def _then(first: Callable, second: Callable) -> Callable:
+    """Two transforms in turn."""
+    def run(src: Path, dst: Path, config: dict) -> None:
+        middle = dst.with_name(dst.name + ".step1")
+        first(src, middle, config)
+        try:
+            second(middle, dst, config)
+        finally:
+            middle.unlink(missing_ok=True)
+    return run
+
+
 def _topological_save(model, dst: Path) -> None:
     """Put each appended DequantizeLinear before its first consumer (ONNX requires sorted nodes) and save."""
     import onnx
@@ -159,6 +214,7 @@ TRANSFORMS: dict[str, Callable] = {
     "opt-basic": _offline("basic"), "opt-extended": _offline("extended"), "opt-all": _offline("all"),
     "fused": _fused, "int8-dynamic": _dynamic_qoperator, "int8-qdq": _qdq_per_channel,
     **{f"q{bits}-b{block}": _nbits(bits, block) for bits in (8, 4) for block in (32, 64, 128)},
+    "q8-b128-emb8": _then(_nbits(8, 128), _int8_embedding),
 }
 
 _NBITS_HOW = "MatMulNBits {bits}-bit symmetric weights in blocks of {block}, int8 compute (accuracy level 4)"
@@ -176,6 +232,8 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("int8-qdq", "int8 weights per channel in QDQ form (DequantizeLinear + MatMul)", "int8-qdq", "int8-qdq"),
     *(Recipe(f"q{bits}-b{block}", _NBITS_HOW.format(bits=bits, block=block), f"q{bits}-b{block}",
              f"q{bits}-b{block}") for bits in (8, 4) for block in (32, 64, 128)),
+    Recipe("q8-b128-emb8", _NBITS_HOW.format(bits=8, block=128) + "; the token embedding int8 per row "
+           "(Gather of int8 rows and their scales)", "q8-b128", "q8-b128-emb8"),
     Recipe("mixed-fp32enc-q8dec", "fp32 encoder, decoder " + _NBITS_HOW.format(bits=8, block=32), FP32, "q8-b32"),
     Recipe("mixed-q8enc-fp32dec", "encoder " + _NBITS_HOW.format(bits=8, block=32) + ", fp32 decoder",
            "q8-b32", FP32),
