@@ -85,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--low-memory", action="store_true", help="ort: large blocks go back to the system when "
-                   "freed (glibc's mmap threshold at 1 MiB): peak RSS on base fp32 -20 %%, time +9 %%")
+                   "freed (glibc's mmap threshold at 1 MiB): peak RSS on base fp32 -20 %%, time +5 to 9 %%")
     p.add_argument("--profile", action="store_true", help="ort: onnxruntime's operator profile, reduced to "
                    "time per operator type (ort_profile_ops.{csv,md} in --out); slows the run")
     args = p.parse_args(argv)

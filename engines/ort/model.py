@@ -37,8 +37,8 @@ class SessionMemory:
     mmap_threshold: glibc's M_MMAP_THRESHOLD in bytes (None: glibc's own). Setting it also stops glibc
     raising it after a large block is freed, which otherwise leaves the weights' load-time copies and the
     encoder's activations as holes in the heap; the price is fresh pages (faults) for every large block.
-    Measured on base, 2 threads, arena off (scripts/ort_memory.py): peak RSS fp32 851 -> 720 MiB and int8
-    604 -> 546 MiB at 1 MiB, for about 9 % more time; `--low-memory` sets LOW_MEMORY_MMAP_THRESHOLD.
+    `--low-memory` sets LOW_MEMORY_MMAP_THRESHOLD; its measured effect is in the README ("Where the memory
+    goes", from scripts/ort_memory.py).
     """
     decoder_arena: bool = False
     mem_pattern: bool = True

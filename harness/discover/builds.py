@@ -94,6 +94,15 @@ def _dynamic_qoperator(src: Path, dst: Path, _config: dict) -> None:
                      op_types_to_quantize=["MatMul"])
 
 
+def _symmetric_int8(w, axis: int):
+    """Symmetric int8 of a float32 matrix, one float32 scale per slice across `axis` (kept as a size-1
+    axis): (int8 values, scales)."""
+    import numpy as np
+
+    scale = (np.maximum(np.abs(w).max(axis=axis, keepdims=True), 1e-12) / 127.0).astype(np.float32)
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
 def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
     """int8 weights per output channel in QDQ form: a DequantizeLinear (int8, one scale per column,
     symmetric) in front of each MatMul on a constant weight, which onnxruntime may fuse when it loads
@@ -115,10 +124,10 @@ def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
             w = numpy_helper.to_array(inits[name]).astype(np.float32)
             if w.ndim != 2:
                 continue
-            scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
-            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+            q, scale = _symmetric_int8(w, axis=0)
+            scale = scale.reshape(-1)
             graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                      numpy_helper.from_array(scale.astype(np.float32), f"{name}_scale"),
+                                      numpy_helper.from_array(scale, f"{name}_scale"),
                                       numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), f"{name}_zero")])
             graph.node.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
                                                [f"{name}_dequantized"], axis=1, name=f"{name}_DequantizeLinear"))
@@ -152,11 +161,9 @@ def _int8_embedding(src: Path, dst: Path, config: dict) -> None:
         table = inits.get(node.input[0]) if node.op_type == "Gather" and node.input else None
         if table is None or list(table.dims) != [config["vocab_size"], config["d_model"]]:
             continue
-        w = numpy_helper.to_array(table).astype(np.float32)
-        scale = (np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12) / 127.0).astype(np.float32)
+        q, scale = _symmetric_int8(numpy_helper.to_array(table).astype(np.float32), axis=1)
         name, out = node.input[0], node.output[0]
-        graph.initializer.extend([numpy_helper.from_array(np.round(w / scale).clip(-127, 127).astype(np.int8),
-                                                          f"{name}_int8_rows"),
+        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8_rows"),
                                   numpy_helper.from_array(scale, f"{name}_row_scale")])  # (vocab, 1)
         node.input[0], node.output[0] = f"{name}_int8_rows", f"{out}_int8"
         nodes += [helper.make_node("Gather", [f"{name}_row_scale", node.input[1]], [f"{out}_scale"]),

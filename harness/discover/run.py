@@ -94,11 +94,13 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
               f"running it once at {min(config.cores_list)} core(s)", file=sys.stderr)
         # Its cell lands in the SUT's own folder, to be reused; the SUT's plan.json still describes the SUT's
         # last comparison, so this run's plan is kept beside the discovery's.
-        sut_plan = config.results_dir / config.sut / PLAN_FILE
-        config.sut_dir.mkdir(parents=True, exist_ok=True)
-        run_comparison(dataclasses.replace(config, area="", engines=[(baseline, SPECS[baseline].default_variant)],
-                                           cores_list=[min(config.cores_list)], rounds=1, max_rounds=1),
-                       build=build_images, plan_file=config.sut_dir / BASELINE_PLAN if sut_plan.exists() else None)
+        once = dataclasses.replace(config, area="", engines=[(baseline, SPECS[baseline].default_variant)],
+                                   cores_list=[min(config.cores_list)], rounds=1, max_rounds=1)
+        plan_file = None
+        if (once.sut_dir / PLAN_FILE).exists():
+            config.sut_dir.mkdir(parents=True, exist_ok=True)
+            plan_file = config.sut_dir / BASELINE_PLAN
+        run_comparison(once, build=build_images, plan_file=plan_file)
     else:
         print(f"discover: reusing {baseline}'s transcripts from {reused}", file=sys.stderr)
     run_comparison(config, build=build_images)

@@ -83,16 +83,11 @@ def fingerprint(client, image: str, endpoint: str) -> dict:
     """What `run/host.py` records for the local host, from the same files read on the SUT's host by one
     container (a container sees the host's /proc/cpuinfo and /sys)."""
     info = client.info()
-    script = "; ".join(f"echo '=== {key}'; cat {path} 2>/dev/null || echo '=== missing'"
-                       for key, path in HOST_FILES.items())
+    # Only the readable files are printed, each after its key: a missing one is absent, as host_facts expects.
+    script = "; ".join(f"if [ -r {path} ]; then echo '=== {key}'; cat {path}; fi" for key, path in HOST_FILES.items())
     _, out = _run_helper(client, image, ["sh", "-c", script])
-    files: dict[str, str | None] = {}
-    for block in out.decode(errors="replace").split("=== ")[1:]:
-        key, _, text = block.partition("\n")
-        if key == "missing":
-            files[list(files)[-1]] = None
-        else:
-            files[key] = text.strip()
+    files = {key: text.strip() for key, _, text in
+             (block.partition("\n") for block in out.decode(errors="replace").split("=== ")[1:])}
     return {"hostname": info.get("Name"), **host_facts(files), "kernel": info.get("KernelVersion"),
             "docker": info.get("ServerVersion"), "n_cpus": info.get("NCPU"), "memory_bytes": info.get("MemTotal"),
             "docker_endpoint": endpoint}
