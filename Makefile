@@ -13,13 +13,16 @@ export DOCKER_BUILDKIT := 0
 .PHONY: venv system-deps docker images models audio compare discover fleet report test clean
 
 # The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
-# specs and pyproject.toml: nothing here names an engine.
+# specs and pyproject.toml: nothing here names an engine. torch comes first, from PyTorch's CPU wheel index
+# beside PyPI (TORCH_INDEX_URL, default in pyproject.toml; the images get the same as a build argument),
+# without its dependencies, which the next line resolves from PyPI.
 EXTRAS = $(shell $(PYTHON) -m engines.registry --extras)
-TORCH_PIN = $(shell grep -o '"torch==[^"]*"' pyproject.toml | head -1 | tr -d '"')
+TORCH_REQUIREMENT = $(shell TORCH_INDEX_URL='$(TORCH_INDEX_URL)' $(PYTHON) docker/requirements.py --torch prepare)
+export TORCH_INDEX_URL
 
 $(VENV)/.installed: pyproject.toml Makefile engines/registry.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_PIN)"
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(TORCH_REQUIREMENT)
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) docker/requirements.py --no-deps engine-openai-whisper)
 	touch $@

@@ -6,7 +6,11 @@
     python3 requirements.py --apt GROUP      Debian packages the group's source builds need
     python3 requirements.py --apt-runtime GROUP  Debian packages what they build needs at run time
     python3 requirements.py --env GROUP      NAME=VALUE lines the group's source builds run with
+    python3 requirements.py --torch GROUP    the group's torch pin after an --extra-index-url line naming
+                                             PyTorch's wheel index (TORCH_INDEX_URL, else pyproject.toml's
+                                             [tool.whisper-bench.torch]); nothing for a group without torch
 """
+import os
 import shlex
 import sys
 import tomllib
@@ -35,12 +39,18 @@ def main(argv: list[str]) -> int:
         lines = [" ".join(source_build.get("apt-runtime", []))]
     elif mode == "--env":
         lines = [f"{k}={shlex.quote(v)}" for k, v in source_build.get("env", {}).items()]
+    elif mode == "--torch":
+        pins = [r for r in groups[group] if r.startswith("torch==")]
+        index = os.environ.get("TORCH_INDEX_URL") or ours.get("torch", {}).get("index-url", "")
+        # Only torch is looked up there: an index that cannot be reached costs pip a few retries per package.
+        lines = ([f"--extra-index-url {index}"] if index and pins else []) + pins
     elif mode:
         print(f"error: unknown option {mode!r}", file=sys.stderr)
         return 2
     else:
         lines = [f"--no-binary {name}" for name in source_build.get("no-binary", [])] + groups[group]
-    print("\n".join(lines))
+    if any(lines):  # an empty file, so that the Dockerfile's `[ -s FILE ]` skips the step
+        print("\n".join(lines))
     return 0
 
 

@@ -107,3 +107,23 @@ def test_a_source_build_group_tells_the_image_what_to_compile_and_with_what():
     assert "g++" in req("--apt", group)[0].split() and req("--apt-runtime", group)[0] == "libgomp1"
     assert any(line.startswith("CMAKE_ARGS='-DGGML_NATIVE=ON") for line in req("--env", group))
     assert req("--apt", "engine-ort")[0] == "" and req("engine-ort")[0] != "--no-binary"
+
+
+def test_torch_comes_from_pytorchs_cpu_index_which_a_user_can_change(monkeypatch):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def torch_req(group):
+        return subprocess.run([sys.executable, str(ROOT / "docker" / "requirements.py"), "--torch", group],
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    monkeypatch.delenv("TORCH_INDEX_URL", raising=False)
+    assert torch_req("engine-hf") == ["--extra-index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"]
+    assert torch_req("engine-openai-whisper") == torch_req("prepare") == torch_req("engine-hf")
+    assert torch_req("engine-ort") == []
+    monkeypatch.setenv("TORCH_INDEX_URL", "https://download.pytorch.org/whl/cu128")
+    assert torch_req("prepare")[1] == "https://download.pytorch.org/whl/cu128"
+    make = subprocess.run(["make", "-n", "-W", "Makefile", "venv"], cwd=ROOT, capture_output=True, text=True)
+    assert "--extra-index-url https://download.pytorch.org/whl/cu128 torch==2.13.0" in make.stdout

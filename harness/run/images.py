@@ -70,29 +70,30 @@ def ensure_base_image(client) -> str:
 
 
 def stage_build_inputs(groups: set[str]) -> None:
-    """Copy the host's CA bundle into docker/certs/ and, when an image needs torch, fetch the wheel
-    the host's pip resolves (the CPU build here) into docker/wheels/."""
+    """Copy the host's CA bundle into docker/certs/ and, when an image needs torch, fetch the wheel the
+    host's pip resolves from PyTorch's wheel index (the CPU build) into docker/wheels/."""
     certs = ROOT / "docker" / "certs"
     for bundle in HOST_CA_BUNDLES:
         if Path(bundle).is_file():
             shutil.copyfile(bundle, certs / "host-ca.crt")
             break
     wheels = ROOT / "docker" / "wheels"
-    torch_pin = next((r for g in groups for r in _group_requirements(g) if r.startswith("torch==")), None)
-    if torch_pin and not list(wheels.glob(f"torch-{torch_pin.split('==')[1]}*.whl")):
+    torch_args = next((args for args in map(torch_requirement, sorted(groups)) if args), [])
+    if torch_args and not list(wheels.glob(f"torch-{torch_args[-1].split('==')[1]}*.whl")):
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                               "--python-version", "3.11", "-d", str(wheels), torch_pin],
+                               "--python-version", "3.11", "-d", str(wheels), *torch_args],
                               capture_output=True, text=True)
         if proc.returncode != 0:  # the image's pip then tries the index itself
-            print(f"note: host pip could not fetch {torch_pin}; the image build will use the index",
+            print(f"note: host pip could not fetch {torch_args[-1]}; the image build will use the index",
                   file=sys.stderr)
 
 
-def _group_requirements(group: str) -> list[str]:
-    import tomllib
-
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return data["project"]["optional-dependencies"].get(group, [])
+def torch_requirement(group: str) -> list[str]:
+    """pip arguments for the group's torch (the index option, then the pin), as the image build installs it;
+    empty for a group without torch."""
+    proc = subprocess.run([sys.executable, str(ROOT / "docker" / "requirements.py"), "--torch", group],
+                          capture_output=True, text=True, check=True)
+    return proc.stdout.split()
 
 
 def build_image(client, engine: str, group: str, base: str, log_path: Path) -> str:
@@ -103,7 +104,8 @@ def build_image(client, engine: str, group: str, base: str, log_path: Path) -> s
     with open(log_path, "w", encoding="utf-8") as log:
         for chunk in client.api.build(path=str(ROOT), dockerfile=DOCKERFILE, tag=image_tag(engine), rm=True,
                                       forcerm=True, decode=True,
-                                      buildargs={"BASE_IMAGE": base, "ENGINE_GROUP": group}):
+                                      buildargs={"BASE_IMAGE": base, "ENGINE_GROUP": group,
+                                                 "TORCH_INDEX_URL": os.environ.get("TORCH_INDEX_URL", "")}):
             if "stream" in chunk:
                 log.write(chunk["stream"])
                 text = ANSI_ESCAPE.sub("", chunk["stream"])  # the daemon colours a step's stderr
