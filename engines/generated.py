@@ -1,4 +1,4 @@
-"""Files derived from the engine specs and checked in: compose.yaml and README's engine table.
+"""Files derived from the engine specs and checked in: compose.yaml and docs/engines.md's engine table.
 
     python -m engines.registry --write     regenerate them
     python -m engines.registry --check     exit 1 when either is out of date (a test runs this)
@@ -12,7 +12,7 @@ from .registry import SPECS, host_extras
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
-README = ROOT / "README.md"
+ENGINE_DOC = ROOT / "docs" / "engines.md"
 TABLE_BEGIN = "<!-- engines:begin (generated from engines/registry.py) -->"
 TABLE_END = "<!-- engines:end -->"
 
@@ -77,7 +77,7 @@ def engine_table(specs=None) -> str:
 def readme_text(current: str, specs=None) -> str:
     start, end = current.find(TABLE_BEGIN), current.find(TABLE_END)
     if start == -1 or end < start:
-        raise ValueError(f"{README}: the engine-table markers are missing")
+        raise ValueError(f"{ENGINE_DOC}: the engine-table markers are missing")
     return current[:start] + f"{TABLE_BEGIN}\n{engine_table(specs)}\n" + current[end:]
 
 
@@ -85,8 +85,8 @@ def stale() -> list[Path]:
     out = []
     if not COMPOSE.is_file() or COMPOSE.read_text() != compose_text():
         out.append(COMPOSE)
-    if readme_text(README.read_text()) != README.read_text():
-        out.append(README)
+    if readme_text(ENGINE_DOC.read_text()) != ENGINE_DOC.read_text():
+        out.append(ENGINE_DOC)
     return out
 
 
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
         return 0
     if argv == ["--write"]:
         COMPOSE.write_text(compose_text())
-        README.write_text(readme_text(README.read_text()))
+        ENGINE_DOC.write_text(readme_text(ENGINE_DOC.read_text()))
         return 0
     if argv == ["--check"]:
         out = stale()

@@ -55,7 +55,7 @@ def test_a_new_spec_reaches_plan_compose_readme_and_report(with_instant, tmp_pat
     compose = generated.compose_text()
     assert "  instant:\n" in compose and "ENGINE_GROUP: engine-instant" in compose
     assert "| `instant` | a test engine | fp32 (ct2), int8 (ct2) |" in generated.engine_table()
-    assert generated.stale() == [generated.COMPOSE, generated.README]  # the check catches the drift
+    assert generated.stale() == [generated.COMPOSE, generated.ENGINE_DOC]  # the check catches the drift
     assert "engine-instant" in registry.host_extras()
     make_cell(tmp_path / "r", "container_1c4g", "instant-tiny.en-int8", rtf=0.01)
     [row] = build_report(tmp_path / "r", tmp_path / "R.md").rows

@@ -37,8 +37,7 @@ class SessionMemory:
     mmap_threshold: glibc's M_MMAP_THRESHOLD in bytes (None: glibc's own). Setting it also stops glibc
     raising it after a large block is freed, which otherwise leaves the weights' load-time copies and the
     encoder's activations as holes in the heap; the price is fresh pages (faults) for every large block.
-    `--low-memory` sets LOW_MEMORY_MMAP_THRESHOLD; its measured effect is in the README ("Where the memory
-    goes", from scripts/ort_memory.py).
+    `--low-memory` sets LOW_MEMORY_MMAP_THRESHOLD; scripts/ort_memory.py measures its effect (docs/ort.md).
     """
     decoder_arena: bool = False
     mem_pattern: bool = True
