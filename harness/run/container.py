@@ -1,7 +1,9 @@
 """One container run: one pinned, memory-limited, network-less container running one engine variant.
 
-Writes into the round folder: the engine's result files, time.txt, cgroup_memory.json (from inside
-the container), container.log and run.json (what the host saw: image, limits, exit, OOM, wall time).
+The container writes into a fresh place of its own (harness/run/outputs.py); the host copies the engine's
+result files, time.txt and cgroup_memory.json back into the round folder and writes container.log and
+run.json (what the host saw: image, limits, exit, OOM, wall time) there itself. A container that cannot
+be created or started is a `start_failed` row, and the comparison goes on.
 """
 from __future__ import annotations
 
@@ -12,10 +14,20 @@ from pathlib import Path
 
 from engines.results import Status
 
-from ..files import ResultsWriteError, count_lines, read_json, write_json
+from ..files import ResultsWriteError, count_lines, read_bytes, read_json_object, write_atomic, write_json
 from ..layout import ROWS_FILE, RUN_FILE, SUMMARY_FILE
 from .config import Cell, Config
 from .cpus import busy_seconds, foreign_share, format_cpu_list
+from .outputs import (
+    CGROUP_FILE,
+    LOG_FILE,
+    MAX_LOG_BYTES,
+    TIME_FILE,
+    CopyBack,
+    container_log,
+    fresh_output_dir,
+    remove_output_dir,
+)
 from .progress import RunProgress
 from .record import RunRecord, now
 from .signals import Stopped, check_stop
@@ -24,6 +36,8 @@ from .time_v import read_time_file
 CONTAINER_UID = 1000     # the image's `bench` user, used when the harness itself runs as root
 LABEL = "org.whisper-bench.cell"
 OWNER_LABEL = "org.whisper-bench.harness-pid"
+CONTROLLER_LABEL = "org.whisper-bench.controller"   # the harness (controller) a container or volume belongs to
+START_FAILED = "start_failed"   # the container could not be created or started: a row, not an abort
 PROGRESS_S = 1.0         # how often the progress line refreshes; the exit itself is waited for, not polled
 # On a remote engine results go to a fresh named volume mounted over the image's own home folder of the
 # unprivileged user (so the volume starts owned by that user), and come back through the API.
@@ -52,35 +66,79 @@ def new_record(config: Config, cell: Cell, image: str, image_id: str | None, rou
         command=engine_command(config, cell), user=container_user(), round=round_index)
 
 
-def run_container(client, config: Config, cell: Cell, run_dir: Path, record: RunRecord, n_files: int) -> RunRecord:
-    """Run the container to its end (or timeout, OOM, a stop signal) and fill in the record.
-    Raises `Stopped` after the clean-up when a signal arrived; the container is removed in every case."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(run_dir, 0o777)  # the container's unprivileged user writes here
+def _container_ids() -> tuple[int, int]:
+    uid, _, gid = container_user().partition(":")
+    return int(uid), int(gid)
+
+
+def _create(client, config: Config, record: RunRecord, out_dir: Path | None):
+    """The container (not started) and its results volume on a remote engine (None locally)."""
     memory = record.memory_limit_bytes
+    results_volume = None
     if config.remote:  # named volumes on that engine; results come back through the API after the run
-        results_volume = client.volumes.create(labels={LABEL: record.cell}).name
+        results_volume = client.volumes.create(labels={LABEL: record.cell, **owner_labels()}).name
         volumes = {config.volumes["models"]: {"bind": "/models", "mode": "ro"},
                    config.volumes["audio"]: {"bind": "/audio", "mode": "ro"},
                    results_volume: {"bind": REMOTE_RESULTS, "mode": "rw"}}
     else:
-        results_volume = None
         volumes = {str(config.model_dir.resolve()): {"bind": "/models", "mode": "ro"},
                    str(config.audio_dir.resolve()): {"bind": "/audio", "mode": "ro"},
-                   str(run_dir.resolve()): {"bind": "/results", "mode": "rw"}}
-    container = client.containers.create(
-        record.image, record.command, detach=True, user=record.user, network_mode="none",
-        cpuset_cpus=record.cpuset, mem_limit=memory, memswap_limit=memory,  # no swap: over the limit is an OOM
-        read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
-        security_opt=["no-new-privileges"], cap_drop=["ALL"], pids_limit=4096,
-        environment={"RESULTS_DIR": record.command[record.command.index("--out") + 1]},
-        labels={LABEL: record.cell, OWNER_LABEL: str(os.getpid())}, volumes=volumes)
+                   str(out_dir): {"bind": "/results", "mode": "rw"}}
+    try:
+        container = client.containers.create(
+            record.image, record.command, detach=True, user=record.user, network_mode="none",
+            cpuset_cpus=record.cpuset, mem_limit=memory, memswap_limit=memory,  # no swap: over the limit is an OOM
+            read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
+            security_opt=["no-new-privileges"], cap_drop=["ALL"], pids_limit=4096,
+            environment={"RESULTS_DIR": record.command[record.command.index("--out") + 1]},
+            labels={LABEL: record.cell, **owner_labels()}, volumes=volumes)
+    except BaseException:
+        _remove_volume(client, results_volume)
+        raise
+    return container, results_volume
+
+
+def owner_labels() -> dict[str, str]:
+    """Which harness a container or volume belongs to: its pid and its controller id (harness/run/lock.py)."""
+    from .lock import controller_id
+
+    return {OWNER_LABEL: str(os.getpid()), CONTROLLER_LABEL: controller_id()}
+
+
+def _remove_volume(client, name: str | None) -> None:
+    if name is None:
+        return
+    try:
+        client.volumes.get(name).remove(force=True)
+    except Exception:  # the engine went away; the next harness's clean-up removes it by label
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1][:300]}" if text else type(exc).__name__
+
+
+def run_container(client, config: Config, cell: Cell, run_dir: Path, record: RunRecord, n_files: int) -> RunRecord:
+    """Run the container to its end (or timeout, OOM, a stop signal) and fill in the record. A container that
+    cannot be created or started is a `start_failed` record. Raises `Stopped` after the clean-up when a
+    signal arrived; the container and its fresh output place are removed in every case."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = None if config.remote else fresh_output_dir(*_container_ids())
     progress = RunProgress(f"{record.cell} @ {cell.cores}c round {record.round}", n_files, config.heartbeat_s)
+    try:
+        container, results_volume = _create(client, config, record, out_dir)
+    except Exception as exc:  # an unknown image, a cpuset the engine refuses, the engine gone
+        if out_dir is not None:
+            remove_output_dir(out_dir)
+        return _start_failed(record, run_dir, progress, f"the container could not be created: {_one_line(exc)}")
     timed_out = False
     stopped: Stopped | None = None
+    start_error = None
     stats_peak = None
     exited = threading.Event()
     ended_at: list[float] = []
+    copied = CopyBack(run_dir)
 
     def wait_for_exit():
         try:
@@ -90,22 +148,28 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
         ended_at.append(time.perf_counter())
         exited.set()
 
+    def rows_so_far() -> int:  # a remote run's rows come back when it ends: until then only the heartbeat
+        return progress.done if out_dir is None else count_lines(out_dir / ROWS_FILE)
+
     start = time.perf_counter()
     busy_before = None if config.remote else busy_seconds(cell.cpuset)  # another host's /proc is not ours
     try:
-        container.start()
-        start = time.perf_counter()
-        threading.Thread(target=wait_for_exit, daemon=True).start()
-        while not exited.wait(PROGRESS_S):
-            check_stop()
-            # a remote run's rows come back when it ends: until then only the heartbeat
-            progress.update(progress.done if config.remote else count_lines(run_dir / ROWS_FILE))
-            if time.perf_counter() - start > config.timeout_s:
-                stats_peak = _stats_peak(container)
-                _kill_quietly(container)
-                timed_out = True
-                exited.wait(60)
-                break
+        try:
+            container.start()
+        except Exception as exc:
+            start_error = f"the container could not be started: {_one_line(exc)}"
+        else:
+            start = time.perf_counter()
+            threading.Thread(target=wait_for_exit, daemon=True).start()
+            while not exited.wait(PROGRESS_S):
+                check_stop()
+                progress.update(rows_so_far())
+                if time.perf_counter() - start > config.timeout_s:
+                    stats_peak = _stats_peak(container)
+                    _kill_quietly(container)
+                    timed_out = True
+                    exited.wait(60)
+                    break
     except Stopped as exc:
         stopped = exc
     finally:
@@ -116,21 +180,30 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
                 _kill_quietly(container)
             container.reload()
             state = container.attrs["State"]
-            (run_dir / "container.log").write_bytes(container.logs(stdout=True, stderr=True))
-            if results_volume is not None:
-                fetch_results(container, run_dir)
-        except OSError:
-            pass  # a full results disk: the record below still says what happened, or fails with one line
+            write_atomic(run_dir / LOG_FILE, container_log(container))
+            if out_dir is not None:
+                copied.from_folder(out_dir)
+            elif start_error is None:
+                copied.from_container(container, REMOTE_RESULTS)
+        except (OSError, ResultsWriteError) as exc:  # a full results disk: run.json below says so, or one line
+            copied.refused.append(f"results not written ({exc})")
+        except Exception as exc:  # the engine went away during the clean-up
+            copied.refused.append(f"results not fetched ({_one_line(exc)})")
         finally:
-            container.remove(force=True)
-            if results_volume is not None:
-                client.volumes.get(results_volume).remove(force=True)
-        _collect(record, run_dir, state, wall, timed_out, stopped, stats_peak)
+            try:
+                container.remove(force=True)
+            except Exception:  # gone with its engine: the next harness's clean-up finds it by label
+                pass
+            _remove_volume(client, results_volume)
+            if out_dir is not None:
+                remove_output_dir(out_dir)
+        _collect(record, run_dir, state, wall, timed_out, stopped, stats_peak, copied)
+        if start_error is not None:
+            record.status, record.error = START_FAILED, start_error
         own = ((record.time_v or {}).get("user_s") or 0.0) + ((record.time_v or {}).get("system_s") or 0.0)
-        if busy_before is not None:
+        if busy_before is not None and start_error is None:
             record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
                                                             len(cell.cpuset)), 3)
-        _restore_ownership(run_dir)
         write_json(run_dir / RUN_FILE, record.to_dict())
         progress.done = count_lines(run_dir / ROWS_FILE)
         progress.finish(record.status, wall)
@@ -139,22 +212,11 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
     return record
 
 
-def fetch_results(container, run_dir: Path) -> None:
-    """A remote run's result files, read from its (stopped) container through the Docker API."""
-    import tarfile
-    import tempfile
-
-    with tempfile.TemporaryFile() as buf:
-        stream, _ = container.get_archive(REMOTE_RESULTS)
-        for chunk in stream:
-            buf.write(chunk)
-        buf.seek(0)
-        with tarfile.open(fileobj=buf) as tar:
-            for member in tar.getmembers():
-                name = Path(member.name).name
-                if member.isfile() and not name.startswith(".") and "/" in member.name.strip("/"):
-                    with tar.extractfile(member) as src:
-                        (run_dir / name).write_bytes(src.read())
+def _start_failed(record: RunRecord, run_dir: Path, progress: RunProgress, error: str) -> RunRecord:
+    record.finished_at, record.status, record.error = now(), START_FAILED, error
+    write_json(run_dir / RUN_FILE, record.to_dict())
+    progress.finish(record.status, 0.0)
+    return record
 
 
 def _kill_quietly(container) -> None:
@@ -175,15 +237,21 @@ def _stats_peak(container) -> int | None:
         return None
 
 
+def _number(value) -> float | None:
+    """A number from a file the container wrote, or None for anything else (a string, a list, a bool)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _collect(record: RunRecord, run_dir: Path, state: dict, wall: float, timed_out: bool,
-             stopped: Stopped | None, stats_peak: int | None) -> None:
-    summary = read_json(run_dir / SUMMARY_FILE) or {}
-    cgroup = read_json(run_dir / "cgroup_memory.json") or {}
-    time_v = read_time_file(run_dir / "time.txt")
+             stopped: Stopped | None, stats_peak: int | None, copied: CopyBack) -> None:
+    summary = read_json_object(run_dir / SUMMARY_FILE) or {}
+    cgroup = read_json_object(run_dir / CGROUP_FILE) or {}
+    time_v = read_time_file(run_dir / TIME_FILE)
     exit_code = state.get("ExitCode")
     # Docker's flag, or the engine killed by SIGKILL that neither a timeout nor a stop sent.
     killed = (time_v or {}).get("terminated_by_signal") == 9 and not (timed_out or stopped)
     oom = bool(state.get("OOMKilled")) or killed
+    summary_status = summary.get("status") if isinstance(summary.get("status"), str) else None
     if stopped is not None:
         status, error = Status.INTERRUPTED, f"stopped by {stopped.name}"
         record.interrupted_by = stopped.name
@@ -191,50 +259,49 @@ def _collect(record: RunRecord, run_dir: Path, state: dict, wall: float, timed_o
         status, error = Status.TIMEOUT, "killed after the run's time limit"
     elif oom:
         status, error = Status.OOM, "killed by the kernel: out of memory under the container's limit"
-    elif exit_code == 0 and summary.get("status") in (Status.OK, Status.PARTIAL):
-        status, error = Status(summary["status"]), None
+    elif exit_code == 0 and summary_status in (Status.OK, Status.PARTIAL) and not copied.refused:
+        status, error = Status(summary_status), None
         if status == Status.PARTIAL:
-            error = f"{summary.get('failures')} file(s) failed: {', '.join(summary.get('failed_files', []))}"
+            failed = summary.get("failed_files")
+            error = f"{summary.get('failures')} file(s) failed: " + \
+                ", ".join(map(str, failed if isinstance(failed, list) else []))
+    elif copied.refused:
+        status, error = Status.FAILED, f"the container's results were {copied.summary()}"
     else:
-        status, error = Status.FAILED, _last_error(run_dir / "container.log") or f"exit code {exit_code}"
-    engine_s = summary.get("total_processing_s")
-    record.finished_at, record.status, record.error = now(), str(status), error
+        status, error = Status.FAILED, _last_error(run_dir / LOG_FILE) or f"exit code {exit_code}"
+    engine_s = _number(summary.get("total_processing_s"))
+    record.finished_at, record.status, record.error = now(), str(status), _first_line(error)
     record.exit_code, record.oom_killed, record.timed_out, record.host_wall_s = exit_code, oom, timed_out, wall
     record.engine_elapsed_s = (time_v or {}).get("elapsed_s")
     record.engine_processing_s = engine_s
-    record.model_load_s = summary.get("model_load_s")
+    record.model_load_s = _number(summary.get("model_load_s"))
     # Everything the host waited for beyond transcription: container start and stop, interpreter start,
     # model load, warm-up. container_overhead_s leaves out what ran inside (time -v elapsed).
     record.harness_overhead_s = wall - engine_s if engine_s is not None else None
     record.container_overhead_s = wall - time_v["elapsed_s"] if time_v and "elapsed_s" in time_v else None
     record.time_v = time_v
     record.max_rss_mb = (time_v or {}).get("max_rss_mb")
-    record.cgroup_peak_bytes = cgroup.get("peak_bytes") or stats_peak
-    record.cgroup_peak_source = cgroup.get("source") or ("docker stats (host)" if stats_peak else None)
-    record.cgroup_anon_bytes = cgroup.get("anon_bytes")
-    record.cgroup_cache_bytes = cgroup.get("cache_bytes")
+    record.cgroup_peak_bytes = _number(cgroup.get("peak_bytes")) or stats_peak
+    source = cgroup.get("source") if isinstance(cgroup.get("source"), str) else None
+    record.cgroup_peak_source = source[:100] if source else ("docker stats (host)" if stats_peak else None)
+    record.cgroup_anon_bytes = _number(cgroup.get("anon_bytes"))
+    record.cgroup_cache_bytes = _number(cgroup.get("cache_bytes"))
+
+
+def _first_line(text: str | None, limit: int = 400) -> str | None:
+    """What the container said, as one line of bounded length."""
+    if text is None:
+        return None
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _last_error(log: Path) -> str | None:
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return None
+    raw = read_bytes(log, MAX_LOG_BYTES)
+    lines = [ln.strip() for ln in (raw or b"").decode(errors="replace").splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("error:") or "Error" in ln.split(":")[0]]
     return (errors or lines or [None])[-1]
 
 
-def _restore_ownership(run_dir: Path) -> None:
-    """Files written by the container's user go back to the user who runs the harness."""
-    uid, gid = os.getuid(), os.getgid()
-    for path in [run_dir, *run_dir.rglob("*")]:
-        try:
-            if uid == 0:
-                os.chown(path, uid, gid)
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
-        except OSError:
-            pass
-
-
-__all__ = ["CONTAINER_UID", "LABEL", "OWNER_LABEL", "ResultsWriteError", "engine_command", "new_record",
-           "run_container"]
+__all__ = ["CONTAINER_UID", "CONTROLLER_LABEL", "LABEL", "OWNER_LABEL", "START_FAILED", "ResultsWriteError",
+           "engine_command", "new_record", "run_container"]
