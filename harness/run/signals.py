@@ -4,6 +4,8 @@ A shell's background job starts with SIGINT ignored, so Python's default Keyboar
 the handlers are installed explicitly. The first signal raises `Stopped` in the main thread; further
 ones during the clean-up are only counted, so that removing the container is never cut short. Runs in
 other threads (a fleet runs one SUT per thread) see the signal through `STOPPING` and stop themselves.
+A SIGHUP that arrives ignored stays ignored: `nohup` ignores it on purpose, so that a logout does not stop
+the run (SIGINT arrives ignored by accident, in a background job, and gets its handler).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import threading
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+KEPT_IF_IGNORED = (signal.SIGHUP,)   # nohup's
 STOPPING = threading.Event()    # set by the first signal; `stopped_by` names it
 stopped_by: list[int] = []
 
@@ -48,7 +51,8 @@ def stop_on_signals():
             STOPPING.set()
             raise Stopped(signum)
 
-    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in SIGNALS
+                if not (s in KEPT_IF_IGNORED and signal.getsignal(s) == signal.SIG_IGN)}
     try:
         yield
     finally:
