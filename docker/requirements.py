@@ -1,7 +1,8 @@
 """Print one dependency group of pyproject.toml as a requirements file (used inside image builds).
 
     python3 requirements.py GROUP            the group's pinned requirements (with --no-binary lines
-                                             for packages the group compiles from source)
+                                             for packages the group compiles from source; an engine-*
+                                             group also gets the groups of [tool.whisper-bench] every-engine)
     python3 requirements.py --no-deps GROUP  packages of that group installed without dependencies
     python3 requirements.py --apt GROUP      Debian packages the group's source builds need
     python3 requirements.py --apt-runtime GROUP  Debian packages what they build needs at run time
@@ -48,7 +49,8 @@ def main(argv: list[str]) -> int:
         print(f"error: unknown option {mode!r}", file=sys.stderr)
         return 2
     else:
-        lines = [f"--no-binary {name}" for name in source_build.get("no-binary", [])] + groups[group]
+        extra = [r for g in ours.get("every-engine", []) if group.startswith("engine-") for r in groups[g]]
+        lines = [f"--no-binary {name}" for name in source_build.get("no-binary", [])] + groups[group] + extra
     if any(lines):  # an empty file, so that the Dockerfile's `[ -s FILE ]` skips the step
         print("\n".join(lines))
     return 0

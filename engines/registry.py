@@ -89,6 +89,8 @@ SPECS: dict[str, EngineSpec] = {s.name: s for s in (
                "arithmetic, bf16 its own variant (for CPUs with AVX512-BF16 or AMX), int8 = 8-bit weights",
                compare_variants=("fp32", "int8")),
 )}
+# Installed beside every engine's group (pyproject's [tool.whisper-bench] every-engine): LoadGen for serving.
+SERVE_GROUP = "serve"
 # The engine whose transcripts every other run is compared with (and whose fp32 run is the baseline row).
 BASELINE_ENGINE = "openai-whisper"
 
@@ -105,7 +107,7 @@ def engine_class(name: str):
 
 def host_extras() -> list[str]:
     """The pyproject extras a development venv installs: model preparation, every engine, the tests."""
-    return ["prepare", *dict.fromkeys(s.group for s in SPECS.values()), "test"]
+    return ["prepare", *dict.fromkeys(s.group for s in SPECS.values()), SERVE_GROUP, "test"]
 
 
 if __name__ == "__main__":
