@@ -49,6 +49,11 @@ def cell_name(engine: str, model: str, variant: str, batch: int = 1) -> str:
     return f"{engine}-{model}-{variant}" + (f"-batch{batch}" if batch > 1 else "")
 
 
+def cell_label(cell: str, cores: int) -> str:
+    """A cell at a core count, as every table, plot and message names it: `ort-tiny.en-int8@2c`."""
+    return f"{cell}@{cores}c"
+
+
 def round_dir(cell_dir: Path, round_index: int) -> Path:
     return cell_dir / f"round-{round_index}"
 
