@@ -1,7 +1,7 @@
 """`python -m harness [run|discover|fleet|images|models|audio|score|report|compare] ...`: the host-side command line.
 
 With no subcommand it runs the comparison, configured by flags or the environment (CORES_LIST,
-SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL, REPEATS, MAX_ROUNDS, SEED, WARMUP, RUN_TIMEOUT_SEC,
+SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL, REPEATS, MAX_ROUNDS, TIME_BUDGET, SEED, WARMUP, RUN_TIMEOUT_SEC,
 MODEL_PROGRESS_INTERVAL_SEC, QUIET_BUSY, QUIET_WAIT_SEC). Each subcommand parses its flags and calls
 one stage; the stages never import this module.
 """
@@ -25,8 +25,10 @@ def add_run_arguments(p, engine_args: bool = True) -> None:
     p.add_argument("--memory-gb", help="container memory limit in GiB (env MEMORY_GB; default 8)")
     p.add_argument("--engines", help='e.g. "ort faster-whisper:int8" (env ENGINES; default: all)')
     p.add_argument("--model", help="tiny.en, base or small (env MODEL; default tiny.en)")
-    p.add_argument("--repeats", help="rounds: every cell runs once per round (env REPEATS; default 3)")
-    p.add_argument("--max-rounds", help="cells tied with their leader get rounds up to this (env MAX_ROUNDS; 5)")
+    p.add_argument("--repeats", help="rounds every cell runs before the race (env REPEATS; default 1)")
+    p.add_argument("--max-rounds", help="contenders race up to this many rounds (env MAX_ROUNDS; default 12)")
+    p.add_argument("--time-budget", dest="time_budget", help="minutes of container runs; contenders race while it "
+                   "lasts (env TIME_BUDGET; default 20; 0: no budget)")
     p.add_argument("--seed", help="seed of each round's shuffled order (env SEED; default: the time, recorded)")
     p.add_argument("--warmup", help="untimed warm-up transcriptions (env WARMUP; default 1)")
     p.add_argument("--batch-sizes", dest="batch_sizes", help='e.g. "1 8": each size > 1 adds a throughput cell '
@@ -45,7 +47,7 @@ def add_run_arguments(p, engine_args: bool = True) -> None:
 
 
 def _run(args) -> None:
-    from .report import write_report
+    from .report import print_answer, write_report
     from .run.config import build_config
     from .run.loop import run_comparison
     from .scoring.score import score_results
@@ -54,7 +56,7 @@ def _run(args) -> None:
     records = run_comparison(config, build=not args.no_build)
     if not args.no_report:
         score_results(config.sut_dir, config.audio_dir, quiet=True)
-        write_report(config.results_dir)
+        print_answer(write_report(config.results_dir), config.sut)
     if records and all(r["status"] not in ("ok", "partial") for r in records):
         sys.exit(1)
 
@@ -105,7 +107,23 @@ def _report(args) -> None:
 def _compare(args) -> None:
     from .report.compare import run_compare
 
-    run_compare(args.old, args.new, Path(args.out) if args.out else None)
+    code = run_compare(args.old, args.new, Path(args.out) if args.out else None, float(args.min_effect) / 100,
+                       args.fail_on)
+    if code:
+        sys.exit(code)
+
+
+def _calibrate(args) -> None:
+    from .run.calibrate import DEFAULT_BUDGET_MIN, DEFAULT_VARIANT, calibrate
+    from .run.config import build_config
+
+    if not args.engines:
+        args.engines = ":".join(DEFAULT_VARIANT)
+    if not args.cores_list:
+        args.cores_list = "1"
+    if not args.time_budget:
+        args.time_budget = str(DEFAULT_BUDGET_MIN)
+    calibrate(build_config(args), build=not args.no_build, budget_min=float(args.budget_for))
 
 
 def _discover(args) -> None:
@@ -200,7 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("old")
     comp.add_argument("new")
     comp.add_argument("--out", help="write OUT.md and OUT.csv too")
+    comp.add_argument("--min-effect", default="3", help="per cent: smaller changes are never a verdict (default 3)")
+    comp.add_argument("--fail-on", default="any", help="exit 1 on these regressions: any (default), never, or "
+                      "some of slower, failure, accuracy")
     comp.set_defaults(func=_compare)
+
+    cal = sub.add_parser("calibrate", help="an A/A run: this machine's noise, the answer's false-difference rate "
+                         "and the smallest difference it resolves")
+    add_run_arguments(cal, engine_args=False)
+    cal.add_argument("--budget-for", default="20", help="minutes: the budget the smallest resolvable difference is "
+                     "quoted for (default 20)")
+    cal.set_defaults(func=_calibrate)
 
     add_run_arguments(parser, engine_args=False)  # `python -m harness` alone runs the comparison
     parser.set_defaults(func=_run)

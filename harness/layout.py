@@ -28,6 +28,7 @@ RUN_FILE = "run.json"                 # the host's record of one container run
 METRICS_FILE = "metrics.json"
 CELL_FILE = "cell.json"
 PLAN_FILE = "plan.json"
+RUNS_DIR = "runs"                     # results/<SUT>/runs/<run id>.json: every run's plan, kept
 LOCK_FILE = ".harness.lock"
 DISCOVERY_MD = "discovery.md"         # results/<SUT>/: the ranking of model builds (harness discover)
 
@@ -44,9 +45,11 @@ def shape_name(cores: int, memory_gb: float) -> str:
     return f"container_{cores}c{fmt_gb(memory_gb)}g"
 
 
-def cell_name(engine: str, model: str, variant: str, batch: int = 1) -> str:
-    """engine-model-variant; a throughput cell (BATCH_SIZES) ends in -batch<N>."""
-    return f"{engine}-{model}-{variant}" + (f"-batch{batch}" if batch > 1 else "")
+def cell_name(engine: str, model: str, variant: str, batch: int = 1, replica: int = 0) -> str:
+    """engine-model-variant; a throughput cell (BATCH_SIZES) ends in -batch<N>, calibrate's second copy of a
+    variant in -aa<N>."""
+    return (f"{engine}-{model}-{variant}" + (f"-batch{batch}" if batch > 1 else "")
+            + (f"-aa{replica}" if replica else ""))
 
 
 def cell_label(cell: str, cores: int) -> str:

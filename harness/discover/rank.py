@@ -1,6 +1,6 @@
 """The ranking of model builds: results/<SUT>/discovery.{md,csv} and a speed-vs-WER plot.
 
-Per core count, builds are ranked by median RTF; the recommended build is the fastest `ort` cell
+Per core count, builds are ranked by RTF (geometric mean of runs); the recommended build is the fastest `ort` cell
 within the accuracy gate (the same gate rule as the main answer), and a build is named alone only when
 the paired 95 % interval of its time ratio to every other passing build lies below 1; otherwise the
 tie is named. Each row also carries its paired time ratio to faster-whisper int8 in the same rounds.
@@ -12,12 +12,14 @@ from pathlib import Path
 
 from engines.registry import BUILD_FILE, BUILDS_DIR
 
+from ..evidence.gate import apply_gate, gated
+from ..evidence.records import build_cell_record, collect_cells
+from ..evidence.rows import row_from_cell
+from ..evidence.stats import ratio
+from ..evidence.verdicts import Contest, decide
 from ..files import read_json, write_atomic
 from ..layout import CELL_FILE, DISCOVERY_MD, round_dirs
-from ..report.answer import apply_gate, decide, gated, paired, records_by_id
-from ..report.cells import build_cell_record, collect_cells
 from ..report.columns import DISCOVERY, columns_for
-from ..report.rows import row_from_cell
 from ..report.tables import csv_text, markdown_table
 from ..run.config import Config
 from ..run.host import describe
@@ -28,8 +30,10 @@ STORE_BUILDS = {"fp32": "the store's onnx/ (optimum export, loaded at level all)
 PLOT = "discovery_wer_vs_rtf.png"
 
 
-def _ratio_text(ratio) -> str:
-    return "" if ratio is None else f"{ratio[0]:.2f}x ({ratio[1]:.2f}-{ratio[2]:.2f})"
+def _ratio_text(r) -> str:
+    if r is None:
+        return ""
+    return f"{r.point:.2f}x" + (f" ({r.low:.2f}-{r.high:.2f})" if r.low is not None else " (one run)")
 
 
 def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
@@ -63,7 +67,9 @@ def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
         records.append(baseline_record)
         baseline_row = row_from_cell(baseline_record)
         baseline_row["baseline_at"] = str(baseline_cell.relative_to(config.results_dir))
-    return rows, records_by_id(records), baseline_row
+    if baseline_row is not None:  # the reference of this SUT, gating the area's rows
+        baseline_row["sut"] = area.name
+    return rows, {(r["sut"], r["shape"], r["cell"]): r for r in records}, baseline_row
 
 
 def rank(rows: list[dict], records: dict, baseline_row: dict | None) -> dict[int, dict]:
@@ -71,13 +77,13 @@ def rank(rows: list[dict], records: dict, baseline_row: dict | None) -> dict[int
     out = {}
     for cores in sorted({r["cores"] for r in rows if r["cores"]}):
         group = [r for r in rows if r["cores"] == cores]
-        rule = apply_gate(group + ([dict(baseline_row)] if baseline_row else []))
+        rule, _ = apply_gate(group, group + ([dict(baseline_row)] if baseline_row else []))
         reference = next((r for r in group if (r["engine"], r["variant"]) == REFERENCE), None)
         for row in group:
-            row["vs_reference"] = _ratio_text(paired(row, reference, records)) \
+            row["vs_reference"] = _ratio_text(ratio(row["runs"], reference["runs"])) \
                 if reference is not None and row is not reference and row["status"] == "ok" else ""
         candidates = [r for r in gated(group) if r["engine"] == "ort"]
-        verdict = decide(candidates, records)
+        verdict = decide(Contest(f"Fastest build at {cores} core(s)", f"fastest@{cores}c", candidates))
         ordered = sorted(group, key=lambda r: (r["status"] != "ok", r["rtf"] if r["rtf"] is not None else 9e9))
         for i, row in enumerate(ordered, 1):
             row["rank"] = i if row["status"] == "ok" else ""
@@ -91,11 +97,13 @@ def recommendation(cores: int, ranked: dict) -> str:
         return f"At {cores} core(s): no `ort` build finished within the accuracy gate."
     lead = verdict.leader
     vs = f"; time vs faster-whisper int8 {lead['vs_reference']}" if lead.get("vs_reference") else ""
-    if verdict.separated:
-        runner, ratio = verdict.runner_up or (None, None)
-        beyond = f", {_ratio_text(ratio)} of {runner['build']}'s time" if runner is not None and ratio else ""
+    if not verdict.others:
+        return f"At {cores} core(s): one `ort` build within the gate, **{lead['build']}** (RTF {lead['rtf']:.4f}{vs})."
+    if verdict.winner is not None:
+        runner = verdict.others[0]
+        beyond = f", {_ratio_text(runner.ratio)} of {runner.row['build']}'s time" if runner.ratio else ""
         return f"At {cores} core(s): **{lead['build']}** (RTF {lead['rtf']:.4f}{beyond}{vs})."
-    tied = ", ".join(f"{r['build']} ({_ratio_text(ratio) or 'no paired ratio'})" for r, ratio in verdict.tied)
+    tied = ", ".join(f"{s.row['build']} ({_ratio_text(s.ratio) or 'no paired ratio'})" for s in verdict.tied)
     return (f"At {cores} core(s): **{lead['build']}** is fastest (RTF {lead['rtf']:.4f}{vs}) but tied within "
             f"the 95 % intervals with {tied}.")
 
@@ -118,9 +126,8 @@ def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
     else:
         lines.append("No complete baseline run was found: WER vs baseline is empty.\n")
     if rows and max(r["n_rounds"] for r in rows) < 2:
-        lines.append("One round: the intervals resample files only and cannot see drift between rounds, so "
-                     "a separation here is a screen, not a verdict; run the leading builds again with "
-                     "`--repeats 3` (or more).\n")
+        lines.append("One round: a screen, not a verdict (one run per build has no interval); run the leading "
+                     "builds again with `--repeats 3` (or more).\n")
     for cores, r in ranked.items():
         lines += [f"## {cores} core(s)\n", recommendation(cores, r) + "\n", f"Gate: {r['rule']}.\n",
                   markdown_table(r["rows"], cols)]
@@ -146,7 +153,7 @@ def _plot(ranked: dict, path: Path) -> None:
         ax.scatter([row["rtf"] for row in ok], [100 * row["wer"] for row in ok], label=f"{cores} core(s)")
         for row in ok:
             ax.annotate(row["build"], (row["rtf"], 100 * row["wer"]), fontsize=6, alpha=0.8)
-    ax.set_xlabel("RTF (median; lower is faster)")
+    ax.set_xlabel("RTF (geometric mean of runs; lower is faster)")
     ax.set_ylabel("WER % against references")
     ax.set_title("Model builds: speed against accuracy")
     ax.legend()

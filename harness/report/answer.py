@@ -1,195 +1,153 @@
-"""From rows to an answer: like with like, one accuracy gate, scaling, and winners only where the
-intervals separate them.
-
-- Rows are compared only within a comparison: same SUT, model, corpus, requested decoding settings and
-  memory limit. Each comparison gets its own answer, which says what it compared.
-- The gate has one rule per comparison, stated with the answer: with references, a row passes when its
-  word accuracy is at least 99 % of the baseline engine's complete run (or, with no complete baseline,
-  of the most accurate complete run); without references, when its transcripts agree with a complete
-  baseline run to within 1 % WER; with neither, accuracy is not gated and the answer says so.
-- A winner is named only when the paired 95 % interval of its RTF ratio to every other candidate lies
-  below 1; otherwise the answer names the tie and how far apart the tied rows are.
+"""answer.json: every comparison's questions, verdicts, ties, gate and intervals, machine-readable, with a
+schema version (answer.schema.json beside this module). RESULTS.md's verdicts and leaderboard and the
+terminal's answer are rendered from it (report/verdict_text.py), never computed twice.
 """
 from __future__ import annotations
 
-import json
-from collections import Counter
-from dataclasses import dataclass, field
+import math
 
-from engines.registry import BASELINE_ENGINE
 from engines.results import Status
 
-from ..scoring.normalizers import GATE_NORMALIZER
-from .cells import common_timings
-from .stats import paired_ratio
+from ..evidence.gate import gated, group_rows
+from ..evidence.stats import resolvable_ratio
+from ..evidence.verdicts import Verdict, contests, decide
+from ..layout import cell_label
 
-ACCURACY_GATE = 0.99          # share of the reference point's word accuracy a row must keep
-BASELINE_AGREEMENT = 0.01     # without references: WER against the baseline's transcripts
-
-
-def comparison_key(row: dict) -> tuple:
-    return (row["sut"], row["model"], row.get("corpus_id"), row.get("decoding_key"), row["memory_gb"])
+SCHEMA_VERSION = 1
+LEADERBOARD_SIZE = 12
 
 
-def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
-    groups: dict[tuple, list[dict]] = {}
+def _label(row: dict) -> str:
+    return cell_label(row["cell"], row["cores"])
+
+
+def _r(x, nd=4):
+    return None if x is None else round(float(x), nd)
+
+
+def _entry(row: dict) -> dict:
+    return {"cell": _label(row), "engine": row["engine"], "variant": row["variant"], "cores": row["cores"],
+            "rtf": _r(row["rtf"], 5), "rtf_low": _r(row.get("rtf_ci_low"), 5),
+            "rtf_high": _r(row.get("rtf_ci_high"), 5),
+            "rtfx": _r(row.get("rtfx"), 2), "audio_h_per_core_h": _r(row.get("audio_h_per_core_h"), 2),
+            "wer": _r(row.get("wer")), "gate": row.get("accuracy_gate"), "rounds": row.get("n_rounds"),
+            "status": row["status"], "cv_pct": _r(row.get("rtf_cv_pct"), 2),
+            "flags": _flags(row), "decoding_diff": row.get("decoding_diff") or "",
+            "versions": row.get("versions") or {}, "image_id": row.get("image_id")}
+
+
+def _flags(row: dict) -> list[str]:
+    out = []
+    if row.get("noisy"):
+        out.append(f"noisy (CV {row['rtf_cv_pct']:.1f} %)")
+    if row.get("loaded_rounds"):
+        out.append(f"run(s) under load not counted: round {', '.join(map(str, row['loaded_rounds']))}")
+    if row.get("rerun_rounds"):
+        out.append(f"re-run after a loaded attempt: round {', '.join(map(str, row['rerun_rounds']))}")
+    if row.get("transcripts_vary"):
+        rng = row.get("wer_range")
+        out.append("transcripts change between rounds" + (f" (WER {100 * rng[0]:.2f}-{100 * rng[1]:.2f} %)"
+                                                          if rng and rng[0] != rng[1] else ""))
+    return out
+
+
+def _standing(s) -> dict:
+    r = s.ratio
+    return {"cell": _label(s.row), "relation": s.relation,
+            # how many times the leader's cost this row takes, with its interval
+            "times_leader": _r(1 / r.point, 4) if r else None,
+            "low": _r(1 / r.high, 4) if r and r.high else None, "high": _r(1 / r.low, 4) if r and r.low else None,
+            "rounds": r.n if r else 0, "paired": r.paired if r else False,
+            "smallest_resolvable": _resolvable(r, s) if s.relation == "tied" else None}
+
+
+def _resolvable(r, s) -> float | None:
+    """The ratio this many rounds would name 80 % of the time at the noise seen in this pair."""
+    if r is None or r.low is None or r.n < 2:
+        return None
+    from ..evidence.stats import ALPHA, t_quantile
+
+    half = (math.log(r.high) - math.log(r.low)) / 2
+    sd = half * math.sqrt(r.n) / t_quantile(1 - ALPHA / 2, r.n - 1)
+    found = resolvable_ratio(sd, r.n)
+    return _r(found, 3) if found else None
+
+
+def _caveats(verdict: Verdict) -> list[str]:
+    rows = [verdict.leader] + [s.row for s in verdict.tied]
+    out = []
     for row in rows:
-        groups.setdefault(comparison_key(row), []).append(row)
-    return groups
+        for flag in _flags(row):
+            out.append(f"{_label(row)}: {flag}")
+        if row.get("decoding_diff"):
+            out.append(f"{_label(row)} decodes differently: {row['decoding_diff']}")
+    if max((r.get("n_rounds") or 0) for r in rows) < 2:
+        out.append("one round: a screen, not a measurement of run-to-run noise")
+    return out
 
 
-def _ok(row: dict) -> bool:
-    return row["status"] == Status.OK and bool(row.get("rtf"))
+def question(verdict: Verdict) -> dict:
+    status = "one candidate" if not verdict.others else "winner" if verdict.winner else "tie"
+    return {"key": verdict.contest.key, "question": verdict.contest.question, "status": status,
+            "per_core": verdict.contest.per_core, "leader": _entry(verdict.leader),
+            "others": [_standing(s) for s in verdict.others], "caveats": _caveats(verdict)}
 
 
-def apply_gate(group: list[dict]) -> str:
-    """Sets each finished row's `accuracy_gate`; returns the rule used, in words."""
-    finished = [r for r in group if r["status"] in (Status.OK, Status.PARTIAL)]
-    for row in group:
-        row["accuracy_gate"] = None
-    baseline = [r for r in finished if r["engine"] == BASELINE_ENGINE and r["status"] == Status.OK]
-    if any(r["wer"] is not None for r in finished):
-        base_wers = [r["wer"] for r in baseline if r["wer"] is not None]
-        if base_wers:
-            point, source = min(base_wers), f"{BASELINE_ENGINE}'s complete run"
-        else:
-            best = min((r for r in finished if r["status"] == Status.OK and r["wer"] is not None),
-                       key=lambda r: r["wer"], default=None)
-            if best is None:
-                return "accuracy is not gated: no complete run has a WER"
-            point = best["wer"]
-            source = f"the most accurate complete run ({best['cell']}; no complete {BASELINE_ENGINE} run)"
-        for row in finished:
-            if row["wer"] is None:
-                continue
-            if row in baseline:
-                row["accuracy_gate"] = "baseline"
-            else:
-                row["accuracy_gate"] = "pass" if 1 - row["wer"] >= ACCURACY_GATE * (1 - point) else "FAIL"
-        return (f"word accuracy against the references ({GATE_NORMALIZER} normaliser) at least "
-                f"{100 * ACCURACY_GATE:.0f} % of {source}, WER {100 * point:.2f} %")
-    if baseline:
-        for row in finished:
-            if row in baseline:
-                row["accuracy_gate"] = "baseline"
-            elif row["wer_vs_baseline"] is not None:
-                row["accuracy_gate"] = "pass" if row["wer_vs_baseline"] <= BASELINE_AGREEMENT else "FAIL"
-        return (f"no references: transcripts within {100 * BASELINE_AGREEMENT:.0f} % WER of "
-                f"{BASELINE_ENGINE}'s complete run")
-    return f"accuracy is not gated: no references and no complete {BASELINE_ENGINE} run"
-
-
-def add_scaling(group: list[dict]) -> None:
-    """Speed-up and efficiency from RTF against the same variant's fewest-cores ok run, named in `scaling_base`."""
+def anomalies(group: list[dict]) -> list[str]:
+    """One line each: WER that changes with the core count, slower with more cores, noisy rows."""
+    out = []
     by_cell: dict[str, list[dict]] = {}
     for row in group:
-        row["speedup"] = row["efficiency"] = None
-        row["scaling_base"] = ""
-        row["audio_h_per_core_h"] = row["rtfx"] / row["cores"] if _ok(row) and row["rtfx"] and row["cores"] else None
-        if _ok(row) and row["cores"]:
+        if row["status"] == Status.OK:
             by_cell.setdefault(row["cell"], []).append(row)
-    for cells in by_cell.values():
-        base = min(cells, key=lambda r: r["cores"])
-        for row in cells:
-            row["speedup"] = base["rtf"] / row["rtf"]
-            row["efficiency"] = row["speedup"] / (row["cores"] / base["cores"])
-            row["scaling_base"] = f"{base['cores']}c"
-
-
-def add_decoding_diff(group: list[dict]) -> dict:
-    """The comparison's most common applied settings; each row lists where its applied settings differ."""
-    applied = [r["decoding_applied"] for r in group if r.get("decoding_applied")]
-    keys = sorted({k for a in applied for k in a})
-    common = {k: Counter(json.dumps(a.get(k)) for a in applied).most_common(1)[0][0] for k in keys}
+    for cell, rows in sorted(by_cell.items()):
+        rows.sort(key=lambda r: r["cores"])
+        wers = [(r["cores"], r["wer"]) for r in rows if r.get("wer") is not None]
+        if len({round(w, 4) for _, w in wers}) > 1:
+            out.append(f"{cell}: WER changes with the core count (" + ", ".join(f"{100 * w:.2f} % at {c}c"
+                                                                                 for c, w in wers) + ")")
+        for a, b in zip(rows, rows[1:]):
+            if a.get("rtf") and b.get("rtf") and b["rtf"] > a["rtf"] and (b.get("rtf_ci_low") or 0) > (
+                    a.get("rtf_ci_high") or math.inf):
+                out.append(f"{cell}: slower at {b['cores']}c than at {a['cores']}c (RTF {b['rtf']:.4f} vs "
+                           f"{a['rtf']:.4f}, intervals apart)")
     for row in group:
-        a = row.get("decoding_applied") or {}
-        row["decoding_diff"] = "; ".join(f"{k}={a.get(k)}" for k in sorted(a) if json.dumps(a.get(k)) != common.get(k))
-    return {k: json.loads(v) for k, v in common.items()}
-
-
-def add_derived(rows: list[dict]) -> dict[tuple, dict]:
-    """Gate, scaling and decoding differences per comparison; returns comparison -> {rule, common decoding}."""
-    out = {}
-    for key, group in group_rows(rows).items():
-        rule = apply_gate(group)
-        add_scaling(group)
-        out[key] = {"gate_rule": rule, "common_decoding": add_decoding_diff(group)}
+        if row.get("transcripts_vary"):
+            out.append(f"{_label(row)}: transcripts change between rounds")
     return out
 
 
-@dataclass
-class Verdict:
-    """The best row by a metric and how sure that is."""
-    leader: dict
-    tied: list[tuple[dict, tuple[float, float, float] | None]] = field(default_factory=list)  # (row, ratio)
-    runner_up: tuple[dict, tuple[float, float, float] | None] | None = None
-
-    @property
-    def separated(self) -> bool:
-        return not self.tied
-
-
-def decide(candidates: list[dict], records: dict, cost=lambda r: r["rtf"]) -> Verdict | None:
-    """The candidate with the lowest cost, tied with every other whose paired ratio interval includes 1."""
-    if not candidates:
-        return None
-    ordered = sorted(candidates, key=cost)
-    leader = ordered[0]
-    verdict = Verdict(leader)
-    for other in ordered[1:]:
-        ratio = paired(leader, other, records)
-        if ratio is not None:
-            factor = cost(leader) / leader["rtf"] / (cost(other) / other["rtf"])
-            ratio = (ratio[0] * factor, ratio[1] * factor, ratio[2] * factor)
-        if verdict.runner_up is None:
-            verdict.runner_up = (other, ratio)
-        if ratio is None or ratio[2] >= 1.0:
-            verdict.tied.append((other, ratio))
-    return verdict
-
-
-def paired(a: dict, b: dict, records: dict) -> tuple[float, float, float] | None:
-    """RTF(a) / RTF(b), paired over the files both transcribed in every ok round."""
-    ra, rb = records.get(_id(a)), records.get(_id(b))
-    if not ra or not rb:
-        return None
-    times_a, times_b, audio = common_timings(ra, rb)
-    if times_a.size == 0 or times_b.size == 0:
-        return None
-    return paired_ratio(times_a, times_b, audio)
+def comparison(key: tuple, group: list[dict], info: dict, plans: dict) -> dict:
+    first = group[0]
+    candidates = gated(group)
+    verdicts = [v for c in contests(candidates) if (v := decide(c)) is not None]
+    runs = {}
+    for row in group:
+        for run_id in row.get("run_ids") or []:
+            plan = plans.get(run_id) or {}
+            runs[run_id] = {"run_id": run_id, "commit": (row.get("host") or {}).get("harness_commit"),
+                            "seed": (plan.get("config") or {}).get("seed"), "started_at": plan.get("started_at")}
+    reference = info.get("reference")
+    leaderboard = sorted((r for r in group if r.get("rtf")), key=lambda r: (r["accuracy_gate"] == "FAIL",
+                                                                          r["cores"], r["rtf"]))
+    host = first.get("host") or {}
+    return {
+        "sut": first["sut"], "fingerprint": first.get("fingerprint"),
+        "host": {k: host.get(k) for k in ("cpu_model", "isa", "smt", "kernel", "docker")},
+        "model": first["model"], "corpus_id": first.get("corpus_id"), "memory_gb": first["memory_gb"],
+        "batch": first.get("batch") or 1, "decoding": info.get("common_decoding") or {},
+        "audio_s": max((r.get("total_audio_s") or 0) for r in group) or None,
+        "runs": sorted(runs.values(), key=lambda r: r["run_id"]),
+        "gate": {"rule": info.get("gate_rule", ""), "reference": _label(reference) if reference else None},
+        "questions": [question(v) for v in verdicts],
+        "leaderboard": [_entry(r) for r in leaderboard],
+        "failed": [{"cell": _label(r), "status": r["status"], "error": r.get("error") or ""}
+                   for r in group if r["status"] != Status.OK],
+        "anomalies": anomalies(group),
+    }
 
 
-def _id(row: dict) -> tuple:
-    return (row["sut"], row["shape"], row["cell"])
-
-
-def records_by_id(records: list[dict]) -> dict[tuple, dict]:
-    return {(r["sut"], r["shape"], r["cell"]): r for r in records}
-
-
-def gated(group: list[dict]) -> list[dict]:
-    ok = [r for r in group if _ok(r)]
-    if any(r.get("accuracy_gate") for r in ok):
-        return [r for r in ok if r.get("accuracy_gate") in ("pass", "baseline")]
-    return ok
-
-
-def tied_with_leader(cell_records: dict) -> list:
-    """For the run loop: cells (keys of cell_records) that are tied with the fastest at their core count."""
-    by_cores: dict[int, list] = {}
-    rows = {}
-    from .rows import row_from_cell
-
-    for cell, record in cell_records.items():
-        row = row_from_cell(record)
-        if _ok(row):
-            rows[cell] = row
-            by_cores.setdefault(row["cores"], []).append(cell)
-    records = records_by_id(list(cell_records.values()))
-    out = []
-    for cells in by_cores.values():
-        verdict = decide([rows[c] for c in cells], records)
-        if verdict and verdict.tied:
-            tied_rows = [verdict.leader] + [r for r, _ in verdict.tied]
-            out += [c for c in cells if rows[c] in tied_rows]
-    return out
+def build_answer(rows: list[dict], comparisons: dict, plans: dict) -> dict:
+    return {"schema": "whisper-bench-answer", "schema_version": SCHEMA_VERSION,
+            "comparisons": [comparison(key, group, comparisons.get(key, {}), plans)
+                            for key, group in group_rows(rows).items()]}

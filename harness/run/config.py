@@ -16,17 +16,22 @@ from pathlib import Path
 from engines.registry import SPECS
 
 from ..errors import UserError
-from ..layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS, cell_name, shape_name
+from ..layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS, cell_label, cell_name, shape_name
 from .cpus import choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list, usable_cpus
+from .housekeeping import split_pool
 
 DEFAULT_MODEL = "tiny.en"
 DEFAULT_MEMORY_GB = 8
 DEFAULT_TIMEOUT_S = 3600
 DEFAULT_HEARTBEAT_S = 30
-# Three rounds is the fewest that give a median and a spread; ties among the leaders get more, up to
-# MAX_ROUNDS, so that the answer separates where the machine allows it.
-DEFAULT_ROUNDS = 3
-DEFAULT_MAX_ROUNDS = 5
+# Every cell runs REPEATS rounds; contenders then race (evidence/racing.py) up to MAX_ROUNDS, inside the
+# time budget. One round for all is the screen; the budget goes where the answer is still open.
+DEFAULT_ROUNDS = 1
+DEFAULT_MAX_ROUNDS = 12
+# Minutes of container runs (setup, image builds and the report are outside). Sized so that the default
+# comparison (12 variants x 1 and 2 cores, ~5.4 min of audio) runs its screen and ~7 contender rounds on a
+# 2-vCPU host; evidence/simulate.py shows the false-winner rate and power this gives.
+DEFAULT_TIME_BUDGET_MIN = 20
 # A cell's CPUs count as busy when another process used more than this share of them over the sample.
 DEFAULT_QUIET_BUSY = 0.10
 DEFAULT_QUIET_WAIT_S = 30
@@ -40,9 +45,14 @@ class Cell:
     cpuset: tuple[int, ...]
     smt: dict = field(default_factory=dict, compare=False, hash=False)
     batch: int = 1          # files decoded together (--batch-size): the throughput scenario when > 1
+    reference: bool = False  # the gate's reference, run once because the plan lacks it
+    replica: int = 0        # calibrate's A/A: a second cell of the same variant
 
     def name(self, model: str) -> str:
-        return cell_name(self.engine, model, self.variant, self.batch)
+        return cell_name(self.engine, model, self.variant, self.batch, self.replica)
+
+    def label(self, model: str) -> str:
+        return cell_label(self.name(model), self.cores)
 
     def key(self) -> str:
         return f"{self.engine}:{self.variant}@{self.cores}" + (f"x{self.batch}" if self.batch > 1 else "")
@@ -57,7 +67,8 @@ class Config:
     cpu_pool: list[int]                      # host CPUs the cpusets are drawn from
     memory_gb: float
     rounds: int = DEFAULT_ROUNDS             # REPEATS: every cell runs once per round
-    max_rounds: int = DEFAULT_MAX_ROUNDS     # tied leaders get extra rounds up to this
+    max_rounds: int = DEFAULT_MAX_ROUNDS     # contenders race up to this many rounds
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_MIN * 60.0  # TIME_BUDGET (minutes); None: no budget
     seed: int = 0                            # shuffles each round's order; recorded in plan.json
     warmup: int = 1
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -78,6 +89,15 @@ class Config:
     @property
     def remote(self) -> bool:
         return bool(self.volumes)
+
+    @property
+    def cell_pool(self) -> list[int]:
+        """The CPUs cells are drawn from: the pool less the housekeeping CPU, where one can be spared."""
+        return self.cpu_pool if self.remote else split_pool(self.cpu_pool, max(self.cores_list))[0]
+
+    @property
+    def housekeeping_cpu(self) -> int | None:
+        return None if self.remote else split_pool(self.cpu_pool, max(self.cores_list))[1]
 
     @property
     def model_dir(self) -> Path:
@@ -149,7 +169,7 @@ def host_memory_gb() -> float:
 
 def build_config(args, env=os.environ) -> Config:
     """Flags win over the environment variables (CORES_LIST, SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL,
-    REPEATS, MAX_ROUNDS, SEED, WARMUP, RUN_TIMEOUT_SEC, MODEL_PROGRESS_INTERVAL_SEC, QUIET_BUSY,
+    REPEATS, MAX_ROUNDS, TIME_BUDGET, SEED, WARMUP, RUN_TIMEOUT_SEC, MODEL_PROGRESS_INTERVAL_SEC, QUIET_BUSY,
     QUIET_WAIT_SEC); checks the host can run it."""
     def pick(flag, var, default=None):
         value = getattr(args, flag, None)
@@ -176,6 +196,7 @@ def build_config(args, env=os.environ) -> Config:
     if memory_gb > host_memory_gb():
         raise UserError(f"MEMORY_GB={memory_gb:g} is more than this host's {host_memory_gb():.1f} GiB of memory")
     rounds = _number(pick("repeats", "REPEATS", DEFAULT_ROUNDS), "REPEATS", int, 1)
+    budget_min = _number(pick("time_budget", "TIME_BUDGET", DEFAULT_TIME_BUDGET_MIN), "TIME_BUDGET", float, 0)
     max_rounds = _number(pick("max_rounds", "MAX_ROUNDS", max(rounds, DEFAULT_MAX_ROUNDS)), "MAX_ROUNDS", int, 1)
     return Config(
         sut=re.sub(r"[^A-Za-z0-9._-]+", "-", pick("sut", "SUT_NAME", socket.gethostname())),
@@ -186,6 +207,7 @@ def build_config(args, env=os.environ) -> Config:
         memory_gb=memory_gb,
         rounds=rounds,
         max_rounds=max(max_rounds, rounds),
+        time_budget_s=budget_min * 60.0 if budget_min > 0 else None,
         seed=_number(pick("seed", "SEED", int(time.time())), "SEED", int, 0),
         warmup=_number(pick("warmup", "WARMUP", 1), "WARMUP", int, 0),
         timeout_s=_number(pick("timeout", "RUN_TIMEOUT_SEC", DEFAULT_TIMEOUT_S), "RUN_TIMEOUT_SEC", float, 1),
@@ -205,7 +227,7 @@ def plan_cells(config: Config) -> list[Cell]:
     """Every cell, core counts outer, then batch sizes, then engines (each round shuffles this order)."""
     cells = []
     for cores in config.cores_list:
-        cpus, smt = choose_cpuset(config.cpu_pool, cores)
+        cpus, smt = choose_cpuset(config.cell_pool, cores)
         for batch in config.batch_sizes:
             for engine, variant in config.engines:
                 if batch == 1 or SPECS[engine].batching:  # the throughput scenario: engines that batch

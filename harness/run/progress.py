@@ -62,16 +62,30 @@ class RunProgress:
 
 
 class PlanProgress:
-    """The whole comparison: runs finished out of planned, elapsed time."""
+    """The whole comparison: runs finished out of planned so far, elapsed time and an ETA. With a time
+    budget the run ends by the budget (contender rounds fill it); without one the ETA is the runs left at
+    the mean time per run so far."""
 
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream = total, stream
+    def __init__(self, total: int, stream=sys.stderr, budget_s: float | None = None):
+        self.total, self.stream, self.budget_s = total, stream, budget_s
         self.start = time.monotonic()
         self.done = 0
 
-    def starting(self, label: str) -> None:
+    def eta_s(self, elapsed: float) -> float | None:
+        left = self.total - self.done
+        per_run = elapsed / self.done if self.done else None
+        planned = left * per_run if per_run is not None else None
+        if self.budget_s is not None:  # the planned runs, or the budget's rest if contender rounds fill it
+            return max(planned or 0.0, self.budget_s - elapsed, 0.0)
+        return planned
+
+    def starting(self, label: str, elapsed: float | None = None) -> None:
+        elapsed = time.monotonic() - self.start if elapsed is None else elapsed
+        eta = self.eta_s(elapsed)
+        left = "" if eta is None else f", about {fmt_duration(eta)} left" + (
+            f" (time budget {fmt_duration(self.budget_s)})" if self.budget_s is not None else "")
         self.stream.write(f"{_prefix()}{bar(self.done, self.total)} run {self.done + 1}/{self.total} "
-                          f"({fmt_duration(time.monotonic() - self.start)} elapsed): {label}\n")
+                          f"({fmt_duration(elapsed)} elapsed{left}): {label}\n")
         self.stream.flush()
 
     def finished(self) -> None:

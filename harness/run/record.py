@@ -31,6 +31,10 @@ class RunRecord:
     command: list[str]
     user: str
     round: int = 1
+    run_id: str | None = None                # one `harness run`: its rounds pair, another run's do not
+    seed: int | None = None
+    commit: str | None = None
+    replica: int = 0                         # calibrate's A/A: the same variant as two cells
     network: str = "none"
     read_only_mounts: list[str] = field(default_factory=lambda: ["/models", "/audio"])
     started_at: str = field(default_factory=now)

@@ -50,13 +50,13 @@ def same_inputs(a: Path, b: Path) -> bool:
     return all(x[0] == x[1] or None in x for x in (corpus, decoding))
 
 
-def score_results(results: Path, audio: Path, baseline: str = BASELINE_ENGINE, quiet: bool = False) -> int:
+def score_runs(run_dirs: list[Path], audio: Path, baseline: str = BASELINE_ENGINE, quiet: bool = True) -> int:
+    """metrics.json for each of the given round folders; returns how many were scored."""
     from ..audio.corpus import load_corpus
     from .metrics import compute_metrics, write_metrics
 
     corpus = load_corpus(audio)
-    n = 0
-    for run_dir in run_dirs(results):
+    for run_dir in run_dirs:
         metrics = compute_metrics(run_dir, corpus, baseline_for(run_dir, baseline), baseline)
         write_metrics(run_dir, metrics)
         if not quiet:
@@ -64,8 +64,11 @@ def score_results(results: Path, audio: Path, baseline: str = BASELINE_ENGINE, q
             base = metrics["vs_baseline"] or {}
             print(f"{run_dir}: WER {_pct(ref.get('wer'))} CER {_pct(ref.get('cer'))} "
                   f"vs {baseline}: WER {_pct(base.get('wer'))}")
-        n += 1
-    return n
+    return len(run_dirs)
+
+
+def score_results(results: Path, audio: Path, baseline: str = BASELINE_ENGINE, quiet: bool = False) -> int:
+    return score_runs(run_dirs(results), audio, baseline, quiet)
 
 
 def _pct(value) -> str:
