@@ -41,9 +41,6 @@ class Engine:
     """Load once, transcribe one file at a time."""
 
     name = "engine"
-    # The decoding convention the engine follows: "openai" (sequential 30 s windows with timestamps and
-    # previous-text prompts, as openai-whisper and faster-whisper) or "hf-pipeline".
-    convention = "openai"
 
     def __init__(self, model_dir: Path, settings: DecodingSettings, threads: int, precision: str):
         self.model_dir, self.settings, self.threads, self.precision = Path(model_dir), settings, threads, precision

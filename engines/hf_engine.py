@@ -19,7 +19,6 @@ WINDOW_SAMPLES = 30 * SAMPLE_RATE
 
 class HfEngine(Engine):
     name = "hf"
-    convention = "hf-pipeline"
 
     def load(self) -> None:
         import torch

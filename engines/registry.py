@@ -1,11 +1,11 @@
 """One spec per engine: everything the project knows about an engine, and nothing else anywhere.
 
-The host (plan, images, compose, Makefile extras, README table, report) and the runner derive their
+The host (plan, images, compose, Makefile extras, the docs' engine table, report) and the runner derive their
 tables from `SPECS`; the engine classes are imported lazily (`target`), so importing this module costs
 nothing and each container needs only its own engine's packages.
 
 Adding an engine: its module, one `EngineSpec` below, its dependency group in pyproject.toml; then
-`python -m engines.registry --write` regenerates compose.yaml and README's engine table.
+`python -m harness.generated --write` regenerates compose.yaml and docs/engines.md's engine table.
 """
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ class EngineSpec:
     target: str                      # "module:Class", imported only when the engine runs
     variants: dict[str, str]         # variant (precision or build) -> model-store format folder it reads
     group: str                       # pyproject.toml optional-dependency group its image installs
-    runtime: str                     # one line for README's engine table
+    runtime: str                     # one line for the engine table in docs/engines.md
+    # "openai": sequential 30 s windows with timestamps and previous-text prompts (openai-whisper's);
+    # "hf-pipeline": transformers' pipeline, which pads short clips in sample space
     convention: str = "openai"
     default_variant: str = "fp32"
     compare_variants: tuple[str, ...] = ()  # what ENGINES=<name> runs; empty: every variant
@@ -110,9 +112,10 @@ def host_extras() -> list[str]:
     return ["prepare", *dict.fromkeys(s.group for s in SPECS.values()), SERVE_GROUP, "test"]
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the Makefile's extras, read before the venv exists (standard library only)
     import sys
 
-    from .generated import main
-
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:] != ["--extras"]:
+        sys.exit("usage: python -m engines.registry --extras (compose.yaml and docs/engines.md: "
+                 "python -m harness.generated --write)")
+    print(",".join(host_extras()))

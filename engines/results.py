@@ -32,11 +32,6 @@ class Status(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def finished(self) -> bool:
-        """The run went through the whole corpus (with or without failed files)."""
-        return self in (Status.OK, Status.PARTIAL)
-
 
 @dataclass(frozen=True)
 class Latency:

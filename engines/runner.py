@@ -311,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     except LoadError as exc:
         print(f"error: {args.engine}: {exc}", file=sys.stderr)
         return 2
-    rtf = summary["rtf"]
+    rtf, failed = summary["rtf"], summary.get("failed_files") or []
+    outcome = f"RTF {rtf:.4f}" if rtf else "no file transcribed"
+    where = (f" ({', '.join(failed[:3])}{', ...' if len(failed) > 3 else ''}: each error in {PER_FILE_CSV})"
+             if failed else "")
     print(f"{summary['engine']} {summary['model']} {summary['precision']} threads={summary['threads']}: "
-          f"{summary['n_ok']} runs ok, {summary['failures']} failed, "
-          f"RTF {rtf:.4f}" if rtf else "no file transcribed", file=sys.stderr)
+          f"{summary['n_ok']} runs ok, {summary['failures']} failed{where}, {outcome}", file=sys.stderr)
     return 0 if summary["n_ok"] else 1

@@ -29,7 +29,6 @@ METRICS_FILE = "metrics.json"
 CELL_FILE = "cell.json"
 PLAN_FILE = "plan.json"
 RUNS_DIR = "runs"                     # results/<SUT>/runs/<run id>.json: every run's plan, kept
-LOCK_FILE = ".harness.lock"
 DISCOVERY_MD = "discovery.md"         # results/<SUT>/: the ranking of model builds (harness discover)
 
 SHAPE_RE = re.compile(r"container_(\d+)c([\d.]+)g")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, write_wav
-from engines import generated, registry
+from engines import registry
 from engines.base import Engine, FileResult
+from harness import generated
 from harness.report import build_report
 from harness.run.config import build_config, parse_engines, plan_cells
 
@@ -37,7 +38,7 @@ def with_instant(monkeypatch):
 
 
 def test_checked_in_files_match_the_specs():
-    proc = subprocess.run([sys.executable, "-m", "engines.registry", "--check"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "harness.generated", "--check"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout
     assert generated.stale() == []
@@ -67,6 +68,26 @@ def test_the_runner_refuses_a_variant_the_spec_does_not_have(with_instant):
         INSTANT.check_variant("fp16")
     with pytest.raises(ValueError, match="default variant"):
         dataclasses.replace(INSTANT, default_variant="bf16")
+
+
+def test_a_failed_run_says_what_failed_and_where_besides_no_file_transcribed(with_instant, tmp_path, capsys):
+    from engines import runner
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "broken.wav").write_bytes(b"RIFF not a wave file")
+    (audio / "empty.flac").write_bytes(b"")
+    argv = ["instant", "--model-dir", str(tmp_path), "--audio-dir", str(audio), "--out", str(tmp_path / "out"),
+            "--threads", "1", "--warmup", "0"]
+    assert runner.main(argv) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("instant ") and "threads=1: 0 runs ok, 2 failed (broken.wav, empty.flac: each error in " \
+        "inference_per_file.csv), no file transcribed" in last
+    write_wav(audio / "ok.wav", np.zeros(1600, dtype=np.float32), 16000)
+    assert runner.main(argv) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "1 runs ok, 2 failed (broken.wav, empty.flac: " in last and last.endswith(", RTF " + last.split("RTF ")[-1])
+    assert float(last.split("RTF ")[-1]) > 0
 
 
 def test_runner_cost_is_linear_in_the_corpus(with_instant, tmp_path, monkeypatch):

@@ -31,7 +31,6 @@ GGML_QNT_VERSION = 2
 # file type (whisper.cpp's ftype) and the ggml tensor type of quantised 2-D weights
 FILE_TYPES = {"fp32": (0, 0), "f16": (1, 1), "q5_0": (8, 6), "q8_0": (7, 8)}
 TYPE_F32, TYPE_F16 = 0, 1
-N_FFT_BINS = 201                # 400-point FFT
 NEVER_QUANTISED = {"encoder.positional_embedding", "decoder.positional_embedding"}
 
 

@@ -1,23 +1,25 @@
 """Files derived from the engine specs and checked in: compose.yaml and docs/engines.md's engine table.
+Host-side: the engines package only declares the specs; what is written from them lives here.
 
-    python -m engines.registry --write     regenerate them
-    python -m engines.registry --check     exit 1 when either is out of date (a test runs this)
-    python -m engines.registry --extras    the pyproject extras of a development venv, comma-separated
+    python -m harness.generated --write     regenerate them
+    python -m harness.generated --check     exit 1 when either is out of date (a test runs this)
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from .registry import SPECS, host_extras
+from engines.registry import SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
+from .layout import ROOT
+
 COMPOSE = ROOT / "compose.yaml"
 ENGINE_DOC = ROOT / "docs" / "engines.md"
 TABLE_BEGIN = "<!-- engines:begin (generated from engines/registry.py) -->"
 TABLE_END = "<!-- engines:end -->"
 
 COMPOSE_HEAD = """\
-# Generated from engines/registry.py by `python -m engines.registry --write`; do not edit by hand.
+# Generated from engines/registry.py by `python -m harness.generated --write`; do not edit by hand.
 # One service per engine, with the harness's mounts and limits:
 #   docker compose run --rm ort            (or: docker-compose run --rm ort)
 #   CPUSET=0-3 MEMORY_GB=4 MODEL=base PRECISION=int8 docker compose run --rm faster-whisper
@@ -74,7 +76,7 @@ def engine_table(specs=None) -> str:
     return "\n".join(lines)
 
 
-def readme_text(current: str, specs=None) -> str:
+def engine_doc_text(current: str, specs=None) -> str:
     start, end = current.find(TABLE_BEGIN), current.find(TABLE_END)
     if start == -1 or end < start:
         raise ValueError(f"{ENGINE_DOC}: the engine-table markers are missing")
@@ -85,23 +87,24 @@ def stale() -> list[Path]:
     out = []
     if not COMPOSE.is_file() or COMPOSE.read_text() != compose_text():
         out.append(COMPOSE)
-    if readme_text(ENGINE_DOC.read_text()) != ENGINE_DOC.read_text():
+    if engine_doc_text(ENGINE_DOC.read_text()) != ENGINE_DOC.read_text():
         out.append(ENGINE_DOC)
     return out
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--extras"]:
-        print(",".join(host_extras()))
-        return 0
     if argv == ["--write"]:
         COMPOSE.write_text(compose_text())
-        ENGINE_DOC.write_text(readme_text(ENGINE_DOC.read_text()))
+        ENGINE_DOC.write_text(engine_doc_text(ENGINE_DOC.read_text()))
         return 0
     if argv == ["--check"]:
         out = stale()
         for path in out:
-            print(f"{path.name} is out of date with engines/registry.py: run `python -m engines.registry --write`")
+            print(f"{path.name} is out of date with engines/registry.py: run `python -m harness.generated --write`")
         return 1 if out else 0
     print(__doc__)
     return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
