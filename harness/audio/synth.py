@@ -16,7 +16,7 @@ from pathlib import Path
 from engines.audio import SAMPLE_RATE
 
 from ..errors import UserError
-from ..models.store import sha256_file
+from ..hashing import sha256_file
 from .texts import SENTENCES
 
 SEED = 20261121
@@ -92,8 +92,8 @@ def synth_corpus(out_dir: Path, clips: list[ClipSpec] = DEFAULT_CLIPS, seed: int
         entries.append({"path": wav.name, "text": text, "bucket": spec.bucket, "voice": spec.voice,
                         "speed_wpm": spec.speed, "duration_s": round(info.duration, 3),
                         "sample_rate": info.samplerate, "sha256": sha256_file(wav)})
-    manifest = {"seed": seed, "generator": _espeak_version(), "total_s": round(sum(e["duration_s"] for e in entries), 3),
-                "files": entries}
+    manifest = {"seed": seed, "generator": _espeak_version(),
+                "total_s": round(sum(e["duration_s"] for e in entries), 3), "files": entries}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
