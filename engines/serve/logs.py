@@ -65,7 +65,7 @@ def read_responses(path: Path) -> list[dict]:
     """The logged responses: qsl_idx, seq_id and the transcript (the response bytes are UTF-8 text)."""
     try:
         entries = json.loads(Path(path).read_text() or "[]")
-    except ValueError:
+    except (OSError, ValueError):  # no log (the run did not get that far) or a cut-off one
         return []
     return [{"qsl_idx": e["qsl_idx"], "seq_id": e["seq_id"],
              "text": bytes.fromhex(e["data"]).decode("utf-8", errors="replace")} for e in entries]
