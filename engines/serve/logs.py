@@ -14,6 +14,9 @@ DETAIL_LOG = "mlperf_log_detail.txt"
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 SERVE_SUMMARY = "serve_summary.json"      # what the SUT adds: layout, audio seconds, CPU time, timestamps
 QUERIES_FILE = "serve_queries.json"       # QSL index -> file, window, audio seconds
+# What a serving container brings back to the host (harness/run/outputs.py copies these names; LoadGen's
+# trace log, which can be large, stays behind).
+SERVE_FILES = (SUMMARY_LOG, DETAIL_LOG, ACCURACY_LOG, SERVE_SUMMARY, QUERIES_FILE)
 MLLOG = ":::MLLOG "
 PERCENTILES = {"p50": "50.00", "p90": "90.00", "p95": "95.00", "p97": "97.00", "p99": "99.00", "p99.9": "99.90"}
 

@@ -20,6 +20,7 @@ from collections import deque
 from pathlib import Path
 
 from engines.results import PER_FILE_CSV, PER_FILE_JSON, ROWS_FILE, SUMMARY_FILE
+from engines.serve.logs import ACCURACY_LOG, QUERIES_FILE, SERVE_FILES, SERVE_SUMMARY
 
 from ..files import read_bytes, write_atomic
 from .state import state_dir
@@ -29,9 +30,11 @@ CGROUP_FILE = "cgroup_memory.json"
 LOG_FILE = "container.log"
 # engines/ort/profile.py's operator profile (ort --profile), named here so the host imports no engine.
 PROFILE_FILES = ("ort_profile_ops.csv", "ort_profile_ops.md")
-RESULT_NAMES = (SUMMARY_FILE, ROWS_FILE, PER_FILE_JSON, PER_FILE_CSV, TIME_FILE, CGROUP_FILE, *PROFILE_FILES)
+RESULT_NAMES = (SUMMARY_FILE, ROWS_FILE, PER_FILE_JSON, PER_FILE_CSV, TIME_FILE, CGROUP_FILE, *PROFILE_FILES,
+                *SERVE_FILES)  # the last: LoadGen's logs and the serving SUT's files (`harness serve`)
 # The JSON files the host reads fields from, and the type each must hold (a `[1]` summary is refused).
-JSON_SHAPES = {SUMMARY_FILE: dict, CGROUP_FILE: dict, PER_FILE_JSON: list}
+JSON_SHAPES = {SUMMARY_FILE: dict, CGROUP_FILE: dict, PER_FILE_JSON: list, SERVE_SUMMARY: dict, QUERIES_FILE: dict,
+               ACCURACY_LOG: list}
 MAX_FILE_BYTES = 64 << 20       # one result file; a 10 h corpus's per-file JSON is a few MB
 MAX_TOTAL_BYTES = 256 << 20     # everything one run brings back
 LOG_TAIL_LINES = 5000           # container.log: the last lines of the container's output ...
