@@ -34,7 +34,8 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def mel_filters(n_mels: int) -> np.ndarray:
-    """(n_mels, N_FFT // 2 + 1) Slaney-normalised triangular filters, as librosa.filters.mel builds them."""
+    """(n_mels, N_FFT // 2 + 1) Slaney-normalised triangular filters, as librosa.filters.mel builds them:
+    bit for bit openai-whisper's mel_filters.npz (which whisper.cpp's converter copies into its files)."""
     fft_freqs = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
     mel_points = _mel_to_hz(np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(SAMPLE_RATE / 2.0)),
                                         n_mels + 2))
@@ -42,9 +43,10 @@ def mel_filters(n_mels: int) -> np.ndarray:
     ramps = mel_points[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]
     upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
+    # librosa stores the triangles as float32 first, then scales them in place (two roundings, not one)
+    weights = np.maximum(0, np.minimum(lower, upper)).astype(np.float32)
     weights *= (2.0 / (mel_points[2:n_mels + 2] - mel_points[:n_mels]))[:, None]
-    return weights.astype(np.float32)
+    return weights
 
 
 @lru_cache(maxsize=1)

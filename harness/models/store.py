@@ -42,8 +42,9 @@ GGML_TYPES = ("f16", "q8_0", "q5_0")
 DISK_FACTOR = 16
 # Bumped when the folder's layout changes; an older store is rebuilt. 2: onnx*/cross_kv_model.onnx;
 # 3: decoder_with_past returns the last position's logits only; 4: ggml/ for whisper.cpp, openvino*/;
-# 5: decoder_with_past takes position_ids and self_attention_bias (batched decoding).
-STORE_LAYOUT = 5
+# 5: decoder_with_past takes position_ids and self_attention_bias (batched decoding); 6: ggml files byte
+# for byte as whisper.cpp's converter and quantize tool write them (Q8_0 rounding, mel filters, tensor order).
+STORE_LAYOUT = 6
 CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2",
                       "optimum-intel", "openvino", "openvino-tokenizers", "nncf")
 
