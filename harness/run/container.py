@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from engines.results import Status
+from engines.serve.logs import SERVE_SUMMARY
 
 from ..files import ResultsWriteError, count_lines, read_bytes, read_json_object, write_atomic, write_json
 from ..layout import ROWS_FILE, RUN_FILE, SUMMARY_FILE
@@ -244,7 +245,8 @@ def _number(value) -> float | None:
 
 def _collect(record: RunRecord, run_dir: Path, state: dict, wall: float, timed_out: bool,
              stopped: Stopped | None, stats_peak: int | None, copied: CopyBack) -> None:
-    summary = read_json_object(run_dir / SUMMARY_FILE) or {}
+    # the engine's summary, or a serving run's (`harness serve`: the same status words)
+    summary = read_json_object(run_dir / SUMMARY_FILE) or read_json_object(run_dir / SERVE_SUMMARY) or {}
     cgroup = read_json_object(run_dir / CGROUP_FILE) or {}
     time_v = read_time_file(run_dir / TIME_FILE)
     exit_code = state.get("ExitCode")
