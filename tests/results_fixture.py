@@ -14,20 +14,22 @@ OOM_ERROR = "killed by the kernel: out of memory under the container's limit"
 
 def make_cell(results, shape, cell, rtf=0.1, rounds=3, status="ok", wer=0.10, noise=0.01, seed=0, sut="box",
               decoding=None, applied=None, notes=(), convention="openai", failed_files=0, run=True,
-              memory_gb=4.0, corpus="c1", model="tiny.en", per_file_spread=0.3, variant=None):
+              memory_gb=4.0, corpus="c1", model="tiny.en", per_file_spread=0.3, variant=None, cpu="Test CPU",
+              loaded=(), first_round=1, run_id=None, round_factors=None):
     """One cell: `rounds` rounds at about `rtf` (per-file RTF varies by per_file_spread across files, and by
-    `noise` between rounds). status applies to the last round; earlier rounds are ok."""
+    `noise` between rounds, or by the given round_factors). status applies to the last round; earlier rounds
+    are ok. Rounds in `loaded` ran while their CPUs were busy."""
     engine = cell.split(f"-{model}-")[0]
     variant = variant or cell.split(f"-{model}-")[1]
     cores = int(shape.split("_")[1].split("c")[0])
     rng = np.random.default_rng(seed)
     file_factor = 1 + per_file_spread * np.linspace(-1, 1, N_FILES)
     cell_dir = results / sut / shape / cell
-    for k in range(1, rounds + 1):
+    for k in range(first_round, first_round + rounds):
         d = cell_dir / f"round-{k}"
         d.mkdir(parents=True)
-        st = status if k == rounds else "ok"
-        round_factor = 1 + noise * rng.standard_normal()
+        st = status if k == first_round + rounds - 1 else "ok"
+        round_factor = round_factors[k - first_round] if round_factors else 1 + noise * rng.standard_normal()
         rows = []
         for i in range(N_FILES):
             failed = st == "partial" and i < failed_files
@@ -65,6 +67,8 @@ def make_cell(results, shape, cell, rtf=0.1, rounds=3, status="ok", wer=0.10, no
                       "cpuset": f"0-{cores - 1}" if cores > 1 else "0", "status": st, "round": k,
                       "error": OOM_ERROR if st == "oom" else None, "host_wall_s": 10.0,
                       "time_v": {"max_rss_mb": 700.0, "elapsed_s": 9.0}, "cgroup_peak_bytes": 900 * 2**20,
-                      "container_overhead_s": 0.3, "host": {"corpus_id": corpus, "cpu_model": "Test CPU"}}
+                      "container_overhead_s": 0.3, "host": {"corpus_id": corpus, "cpu_model": cpu},
+                      "run_id": run_id, "quiet": {"loaded": k in loaded, "busy_share": 0.5 if k in loaded else 0.0,
+                                                  "threshold": 0.1}}
             (d / "run.json").write_text(json.dumps(record))
     return cell_dir

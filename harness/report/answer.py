@@ -5,6 +5,7 @@ terminal's answer are rendered from it (report/verdict_text.py), never computed 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from engines.results import Status
 
@@ -14,6 +15,7 @@ from ..evidence.verdicts import Verdict, contests, decide
 from ..layout import cell_label
 
 SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("answer.schema.json")
 LEADERBOARD_SIZE = 12
 
 
@@ -148,6 +150,6 @@ def comparison(key: tuple, group: list[dict], info: dict, plans: dict) -> dict:
 
 
 def build_answer(rows: list[dict], comparisons: dict, plans: dict) -> dict:
+    groups = sorted(group_rows(rows).items(), key=lambda kv: (kv[0][0], -len(kv[1]), str(kv[0])))
     return {"schema": "whisper-bench-answer", "schema_version": SCHEMA_VERSION,
-            "comparisons": [comparison(key, group, comparisons.get(key, {}), plans)
-                            for key, group in group_rows(rows).items()]}
+            "comparisons": [comparison(key, group, comparisons.get(key, {}), plans) for key, group in groups]}

@@ -62,7 +62,7 @@ def _rows(arg: str) -> dict[tuple[str, str], dict]:
 
 def _mismatch(a: dict, b: dict) -> str:
     for key, what in (("model", "model"), ("corpus_id", "corpus"), ("decoding_key", "requested decoding")):
-        if a.get(key) and b.get(key) and a[key] != b[key]:
+        if a.get(key) not in (None, "", "{}") and b.get(key) not in (None, "", "{}") and a[key] != b[key]:
             return f"{what} differs"
     return ""
 
@@ -71,9 +71,26 @@ def _failed(row: dict) -> bool:
     return row["status"] not in (Status.OK, Status.PARTIAL)
 
 
+def speed_verdicts(pairs: list[tuple[dict, dict]], min_effect: float = DEFAULT_MIN_EFFECT) -> list[str | None]:
+    """For each (old runs, new runs): "slower", "faster" or None (no change beyond min_effect), with Holm's
+    correction across all of them. Runs map a run key to its RTF; a side with one run gets None."""
+    tests = []
+    for i, (old, new) in enumerate(pairs):
+        if min(len(old), len(new)) < 2:
+            continue
+        x, y = np.log(list(new.values())), np.log(list(old.values()))
+        p_slower, p_faster = welch_p_beyond(x, y, math.log1p(min_effect))
+        tests += [(i, "slower", p_slower), (i, "faster", p_faster)]
+    out: list[str | None] = [None] * len(pairs)
+    for (i, direction, _), hit in zip(tests, holm([p for _, _, p in tests], ALPHA)):
+        if hit:
+            out[i] = direction
+    return out
+
+
 def compare(old: str, new: str, min_effect: float = DEFAULT_MIN_EFFECT) -> list[dict]:
     a, b = _rows(old), _rows(new)
-    out, tests = [], []   # tests: (index into out, direction, p-value)
+    out, timed = [], []   # timed: (index into out, old runs, new runs)
     for key in sorted(set(a) & set(b)):
         ra, rb = a[key], b[key]
         entry = {"shape": key[0], "cell": key[1], "old_rtf": ra["rtf"], "new_rtf": rb["rtf"], "ratio": None,
@@ -99,17 +116,11 @@ def compare(old: str, new: str, min_effect: float = DEFAULT_MIN_EFFECT) -> list[
         if min(len(ra["runs"]), len(rb["runs"])) < 2:
             entry.update(verdict="no interval", why="one run on a side: no run-to-run noise to judge by")
         else:
-            x, y = np.log(list(rb["runs"].values())), np.log(list(ra["runs"].values()))
-            p_slower, p_faster = welch_p_beyond(x, y, math.log1p(min_effect))
-            i = len(out) - 1
-            tests += [(i, "slower", p_slower), (i, "faster", p_faster)]
+            timed.append((len(out) - 1, ra["runs"], rb["runs"]))
         if None not in (ra["wer"], rb["wer"]) and 1 - rb["wer"] < ACCURACY_GATE * (1 - ra["wer"]):
             entry.update(regression="accuracy", why=f"WER {100 * ra['wer']:.2f} -> {100 * rb['wer']:.2f} %")
-    rejected = holm([p for _, _, p in tests], ALPHA)
-    decided = {}
-    for (i, direction, _), hit in zip(tests, rejected):
-        if hit:
-            decided[i] = direction
+    found = speed_verdicts([(a, b) for _, a, b in timed], min_effect)
+    decided = {i: v for (i, _, _), v in zip(timed, found) if v}
     for i, entry in enumerate(out):
         if entry["verdict"]:
             continue

@@ -1,0 +1,117 @@
+"""The answer's statistics hold their level: simulated runs through the project's own racing and verdict code
+(identical cells at the measured noise, per-run sigma 4 %, the default corpus, plan and budget), `compare` on
+unchanged cells, its exit status, and the content-hashed corpus id."""
+import csv
+
+import numpy as np
+import pytest
+from results_fixture import make_cell
+
+from conftest import run_cli
+from harness.audio.synth import DEFAULT_CLIPS
+from harness.evidence.simulate import SimCell, rates
+from harness.report.compare import speed_verdicts
+from harness.run.config import DEFAULT_MAX_ROUNDS, DEFAULT_TIME_BUDGET_MIN
+from harness.run.loop import corpus_id
+
+SIGMA = 0.04                      # per-run noise measured on this machine (DESIGN.md, calibrate)
+TRIALS = 2000
+AUDIO_S = sum(c.target_s for c in DEFAULT_CLIPS)
+# The default comparison's variants and their RTF at 1 and 2 cores on a 2-vCPU host (tiny.en, committed runs).
+RTF_1C = {"fw-fp32": 0.080, "fw-int8": 0.039, "hf": 0.123, "ow": 0.093, "ov-fp32": 0.077, "ov-int8": 0.046,
+          "ort-fp32": 0.085, "ort-int8": 0.060, "wcn-f16": 0.117, "wcn-q8": 0.125, "wc-f16": 0.125, "wc-q8": 0.104}
+RTF_2C = {"fw-fp32": 0.069, "fw-int8": 0.045, "hf": 0.084, "ow": 0.063, "ov-fp32": 0.044, "ov-int8": 0.027,
+          "ort-fp32": 0.049, "ort-int8": 0.034, "wcn-f16": 0.064, "wcn-q8": 0.069, "wc-f16": 0.072, "wc-q8": 0.058}
+
+
+def default_plan(at_2c: dict) -> list[SimCell]:
+    return [SimCell(k, 1, v) for k, v in RTF_1C.items()] + [SimCell(k, 2, at_2c.get(k, v)) for k, v in RTF_2C.items()]
+
+
+def simulate(at_2c, winner):
+    return rates(default_plan(at_2c), "Fastest at 2 cores", winner, SIGMA, AUDIO_S, DEFAULT_TIME_BUDGET_MIN * 60,
+                 DEFAULT_MAX_ROUNDS, TRIALS, seed=1)
+
+
+def test_identical_cells_are_called_different_at_most_5_percent_of_the_time():
+    # ort int8 made identical to the 2-core leader, openvino int8: any winner between them is false
+    found = simulate({"ort-int8": RTF_2C["ov-int8"]}, None)
+    print(f"\nidentical leaders, default plan and budget: winner named in {100 * found['winner_named']:.1f} % of "
+          f"{TRIALS} simulated runs; median {found['rounds_median']:.0f} rounds, "
+          f"{found['minutes_median']:.1f} min of runs (max {found['minutes_max']:.1f})")
+    assert found["winner_named"] <= 0.05
+    assert found["minutes_max"] <= DEFAULT_TIME_BUDGET_MIN + 2   # the budget holds (one run may overshoot it)
+
+
+def test_a_true_10_percent_difference_is_named_within_the_default_budget():
+    found = simulate({"ort-int8": RTF_2C["ov-int8"] / 1.10}, "ort-int8")
+    print(f"\ntrue 10 % difference: the faster named in {100 * found['expected_winner']:.1f} % of {TRIALS} "
+          f"simulated runs, the slower in {100 * (found['winner_named'] - found['expected_winner']):.1f} %")
+    assert found["expected_winner"] >= 0.80
+    assert found["winner_named"] - found["expected_winner"] <= 0.01
+
+
+@pytest.mark.parametrize("rounds", [2, 3, 5])
+def test_compare_gives_no_verdict_on_unchanged_cells(rounds):
+    rng = np.random.default_rng(rounds)
+    cells_per_compare, compares = 24, 100
+
+    def runs(tag):
+        return {f"{tag}:{k}": 0.05 * float(np.exp(rng.normal(0, SIGMA))) for k in range(rounds)}
+
+    verdicts = []
+    for _ in range(compares):
+        verdicts += speed_verdicts([(runs("old"), runs("new")) for _ in range(cells_per_compare)])
+    share = sum(v is not None for v in verdicts) / len(verdicts)
+    print(f"\ncompare, {rounds} rounds a side: {100 * share:.2f} % of {len(verdicts)} unchanged cells got a verdict")
+    assert share <= 0.05
+
+
+def test_compare_names_real_changes_and_fails_on_regressions(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    make_cell(old, "container_1c4g", "ort-tiny.en-fp32", rtf=0.05, seed=1, rounds=4)
+    make_cell(new, "container_1c4g", "ort-tiny.en-fp32", rtf=0.04, seed=2, rounds=4)               # 20 % faster
+    make_cell(old, "container_1c4g", "faster-whisper-tiny.en-fp32", rtf=0.05, noise=0.02, seed=3, rounds=4)
+    make_cell(new, "container_1c4g", "faster-whisper-tiny.en-fp32", rtf=0.0502, noise=0.02, seed=4, rounds=4)
+    make_cell(old, "container_1c4g", "hf-tiny.en-fp32", rtf=0.10, seed=5, rounds=4)
+    make_cell(new, "container_1c4g", "hf-tiny.en-fp32", rtf=0.13, seed=6, rounds=4)                # 30 % slower
+    make_cell(old, "container_1c4g", "openvino-tiny.en-int8", rtf=0.04, seed=7, rounds=4)
+    make_cell(new, "container_1c4g", "openvino-tiny.en-int8", status="oom", rounds=1)              # new failure
+    proc = run_cli("-m", "harness", "compare", str(old / "box"), str(new / "box"), "--out", str(tmp_path / "cmp"))
+    assert proc.returncode == 1, proc.stderr
+    assert "regression(s)" in proc.stdout
+    with open(tmp_path / "cmp.csv") as f:
+        rows = {r["cell"]: r for r in csv.DictReader(f)}
+    assert rows["ort-tiny.en-fp32"]["verdict"] == "faster" and rows["ort-tiny.en-fp32"]["regression"] == ""
+    assert rows["faster-whisper-tiny.en-fp32"]["verdict"] == "no change beyond 3 %"
+    assert rows["hf-tiny.en-fp32"]["verdict"] == "slower" and rows["hf-tiny.en-fp32"]["regression"] == "slower"
+    assert rows["openvino-tiny.en-int8"]["regression"] == "failure"
+    quiet = run_cli("-m", "harness", "compare", str(old / "box"), str(new / "box"), "--fail-on", "never")
+    assert quiet.returncode == 0, quiet.stderr
+    only_failures = run_cli("-m", "harness", "compare", str(old / "box"), str(new / "box"), "--fail-on", "accuracy")
+    assert only_failures.returncode == 0
+
+
+def test_compare_refuses_to_pair_another_corpus_or_decoding(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    make_cell(old, "container_1c4g", "ort-tiny.en-fp32", rtf=0.05, corpus="c1")
+    make_cell(new, "container_1c4g", "ort-tiny.en-fp32", rtf=0.09, corpus="c2")
+    make_cell(old, "container_1c4g", "hf-tiny.en-fp32", rtf=0.05)
+    make_cell(new, "container_1c4g", "hf-tiny.en-fp32", rtf=0.09, decoding={"beam_size": 5})
+    proc = run_cli("-m", "harness", "compare", str(old / "box"), str(new / "box"), "--out", str(tmp_path / "c"))
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "c.csv") as f:
+        rows = {r["cell"]: r for r in csv.DictReader(f)}
+    assert rows["ort-tiny.en-fp32"]["verdict"] == "not comparable" and rows["ort-tiny.en-fp32"]["why"] == \
+        "corpus differs"
+    assert rows["hf-tiny.en-fp32"]["why"] == "requested decoding differs"
+
+
+def test_corpus_id_hashes_content_not_only_names_and_sizes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, byte in ((a, b"\x01"), (b, b"\x02")):
+        folder.mkdir()
+        (folder / "x.wav").write_bytes(b"RIFF" + byte * 100)
+    ids = [corpus_id(d, sorted(d.glob("*.wav"))) for d in (a, b)]
+    assert ids[0] != ids[1]
+    assert corpus_id(a, sorted(a.glob("*.wav"))) == ids[0]
