@@ -10,7 +10,7 @@ export MODEL_PROGRESS_INTERVAL_SEC QUIET_BUSY QUIET_WAIT_SEC
 export AUDIO_DIR BASE_IMAGE RESULTS_DIR MODELS_DIR
 export DOCKER_BUILDKIT := 0
 
-.PHONY: venv system-deps docker images models audio compare discover fleet report test clean
+.PHONY: venv system-deps docker images models audio compare calibrate discover fleet report test clean
 
 # The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
 # specs and pyproject.toml: nothing here names an engine. torch comes first, from PyTorch's CPU wheel index
@@ -54,6 +54,13 @@ compare: venv system-deps docker
 	$(PY) -m harness models prepare --model $(MODEL)
 	$(PY) -m harness audio synth
 	$(PY) -m harness run
+
+# An A/A run (ort int8 as two identical cells): this machine's noise, the answer's false-difference rate
+# and the smallest difference it resolves.
+calibrate: venv system-deps docker
+	$(PY) -m harness models prepare --model $(MODEL)
+	$(PY) -m harness audio synth
+	$(PY) -m harness calibrate
 
 # Every ort build of MODEL ranked at each core count (results/<SUT>/discovery.md); VARIANTS=DIR adds yours.
 discover: venv system-deps docker

@@ -64,8 +64,8 @@ def test_engines_expand_to_variants():
 
 
 def blank_args(**kw):
-    names = ("cores_list", "cpuset", "sut", "memory_gb", "engines", "model", "repeats", "max_rounds", "seed",
-             "warmup", "timeout", "heartbeat", "quiet_busy", "quiet_wait", "results", "models_dir", "audio_dir")
+    names = ("cores_list", "cpuset", "sut", "memory_gb", "engines", "model", "repeats", "max_rounds", "time_budget",
+             "seed", "warmup", "timeout", "heartbeat", "quiet_busy", "quiet_wait", "results", "models_dir", "audio_dir")
     return Namespace(**{n: kw.get(n) for n in names}, engine_args=[])
 
 
@@ -89,6 +89,39 @@ def test_bad_configuration_is_refused():
         build_config(blank_args(memory_gb="100000"), {})
     with pytest.raises(UserError, match="REPEATS='x' is not a number"):
         build_config(blank_args(repeats="x"), {})
+    with pytest.raises(UserError, match="TIME_BUDGET='soon' is not a number"):
+        build_config(blank_args(time_budget="soon"), {})
+
+
+def test_time_budget_in_minutes_and_zero_means_none():
+    assert build_config(blank_args(cpuset="0"), {"TIME_BUDGET": "7.5"}).time_budget_s == 450
+    assert build_config(blank_args(cpuset="0", time_budget="0"), {"TIME_BUDGET": "9"}).time_budget_s is None
+    assert build_config(blank_args(cpuset="0"), {}).time_budget_s == 20 * 60
+
+
+def test_a_housekeeping_cpu_is_kept_off_the_cells_where_the_host_can_spare_one():
+    from harness.run.housekeeping import split_pool
+
+    assert split_pool([0, 1, 2, 3], 2) == ([1, 2, 3], 0)
+    assert split_pool([0, 1], 2) == ([0, 1], None)          # this 2-vCPU host at CORES_LIST "1 2": none to spare
+    config = build_config(blank_args(cpuset="0-1", cores_list="1", engines="ort:int8"), {})
+    assert config.housekeeping_cpu == 0 and [c.cpuset for c in plan_cells(config)] == [(1,)]
+
+
+def test_progress_gives_an_eta_from_the_runs_so_far_and_the_budget():
+    import io
+
+    from harness.run.progress import PlanProgress
+
+    out = io.StringIO()
+    progress = PlanProgress(10, stream=out)
+    for _ in range(4):
+        progress.finished()
+    progress.starting("next", elapsed=40.0)            # 10 s a run, 6 runs left
+    assert "about 1m00s left" in out.getvalue()
+    budgeted = PlanProgress(10, stream=out, budget_s=600)
+    budgeted.done = 4
+    assert budgeted.eta_s(40.0) == 560                 # contender rounds fill the budget
 
 
 TIME_V_OOM = """\tCommand terminated by signal 9
