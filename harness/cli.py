@@ -16,6 +16,7 @@ from engines.registry import BASELINE_ENGINE
 from .discover.run import REFERENCES
 from .errors import UserError
 from .layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS
+from .serve.settings import add_serve_arguments
 
 
 def add_run_arguments(p, engine_args: bool = True) -> None:
@@ -51,14 +52,26 @@ def _run(args) -> None:
     from .run.config import build_config
     from .run.loop import run_comparison
     from .scoring.score import score_results
+    from .serve.settings import SINGLE_STREAM, scenarios_of
 
+    scenarios = scenarios_of(args)  # SCENARIOS: single-stream (this comparison) by default
+    if SINGLE_STREAM not in scenarios:
+        return _serve(args)
     config = build_config(args)
     records = run_comparison(config, build=not args.no_build)
     if not args.no_report:
         score_results(config.sut_dir, config.audio_dir, quiet=True)
         print_answer(write_report(config.results_dir), config.sut)
+    if set(scenarios) - {SINGLE_STREAM}:  # offline or server too: LoadGen's cells after the comparison
+        _serve(args)
     if records and all(r["status"] not in ("ok", "partial") for r in records):
         sys.exit(1)
+
+
+def _serve(args) -> None:
+    from .serve.entry import serve
+
+    serve(args)
 
 
 def _images(args) -> None:
@@ -154,7 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the containerized comparison: every engine at every core count, in rounds")
     add_run_arguments(run)
+    add_serve_arguments(run)
     run.set_defaults(func=_run)
+
+    serve = sub.add_parser("serve", help="serving capacity through MLPerf LoadGen: offline throughput, the highest "
+                           "server QPS under the p99 bound, accuracy, audit, energy per audio hour")
+    add_run_arguments(serve, engine_args=False)
+    add_serve_arguments(serve)
+    serve.set_defaults(func=_serve)
 
     disc = sub.add_parser("discover", help="make every ort build of the model, run each in the pinned "
                           "containers and rank them")
@@ -231,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=_calibrate)
 
     add_run_arguments(parser, engine_args=False)  # `python -m harness` alone runs the comparison
+    add_serve_arguments(parser)
     parser.set_defaults(func=_run)
     return parser
 

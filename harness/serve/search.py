@@ -3,9 +3,11 @@
 A Server run cannot sustain more than the Offline throughput X (the same workers, never idle), so the
 search brackets [0, X]: the first probe at FIRST_FRACTION x X, then bisection between the highest rate that
 met the bound and the lowest that did not, `steps` probes in all after the first, stopping early when the
-bracket is narrower than TOLERANCE of its top. A rate that meets the bound must also be served: completed
-queries per second within COMPLETED_SHARE of the scheduled rate (a backlog that grew through a short run
-can hide under its p99). Each probe is one LoadGen run; the points are kept for the latency-vs-load plot.
+bracket is narrower than TOLERANCE of its top. The criterion is LoadGen's own: p99 within the bound, the
+minimum duration and query count met (and, with MLPerf durations, LoadGen's VALID, early stopping
+included). A rate above capacity builds a queue whose latencies grow through the run, which its p99 shows;
+completed against scheduled queries per second is no test on a short run (the last queries' latency
+stretches the completed rate's window). Each probe is one LoadGen run; the points are kept for the plot.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from dataclasses import dataclass, field
 
 FIRST_FRACTION = 0.6
 TOLERANCE = 0.05
-COMPLETED_SHARE = 0.9
 FLOOR_FRACTION = 1 / 32   # below this share of X the search gives up: nothing meets the bound
 
 
@@ -31,9 +32,6 @@ def meets_bound(point: dict, bound_ms: float, mlperf: bool) -> tuple[bool, str]:
         return False, f"p99 {p99:.0f} ms over the {bound_ms:.0f} ms bound"
     if not (lg.get("min_duration_met") and lg.get("min_queries_met")):
         return False, "LoadGen's minimum duration or query count not met"
-    scheduled, completed = lg.get("scheduled_qps") or 0, lg.get("completed_qps") or 0
-    if scheduled and completed < COMPLETED_SHARE * scheduled:
-        return False, f"completed {completed:.2f}/s of {scheduled:.2f}/s scheduled: a backlog"
     if sut.get("failures"):
         return False, f"{sut['failures']} queries failed"
     if mlperf and lg.get("validity") != "VALID":

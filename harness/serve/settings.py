@@ -16,8 +16,9 @@ from engines.registry import SPECS
 
 from ..errors import UserError
 
-SCENARIO_NAMES = ("single-stream", "offline", "server")
-DEFAULT_SCENARIOS = ("single-stream",)          # `harness run`: today's comparison, unchanged
+SINGLE_STREAM = "single-stream"
+SCENARIO_NAMES = (SINGLE_STREAM, "offline", "server")
+DEFAULT_SCENARIOS = (SINGLE_STREAM,)            # `harness run`: today's comparison, unchanged
 SERVE_SCENARIOS = ("offline", "server")          # `harness serve`
 # p99 latency bound of the Server scenario. MLPerf's speech benchmark (RNN-T) bounded p99 at 1 s for
 # streaming-sized samples; a Whisper query is a whole utterance of up to 30 s, which tiny.en on one core
@@ -41,6 +42,11 @@ def parse_scenarios(text: str | None, default: tuple[str, ...] = DEFAULT_SCENARI
     if unknown:
         raise UserError(f"SCENARIOS: unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIO_NAMES)}")
     return tuple(dict.fromkeys(items))
+
+
+def scenarios_of(args, env=os.environ, default: tuple[str, ...] = DEFAULT_SCENARIOS) -> tuple[str, ...]:
+    """The flag, else SCENARIOS, else the default."""
+    return parse_scenarios(getattr(args, "scenarios", None) or env.get("SCENARIOS"), default)
 
 
 @dataclass(frozen=True)
