@@ -8,9 +8,12 @@ MODEL ?= tiny.en
 export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS MAX_ROUNDS TIME_BUDGET SEED WARMUP RUN_TIMEOUT_SEC BATCH_SIZES
 export MODEL_PROGRESS_INTERVAL_SEC QUIET_BUSY QUIET_WAIT_SEC
 export AUDIO_DIR BASE_IMAGE RESULTS_DIR MODELS_DIR
+# `make serve` (docs/serving.md): MLPerf LoadGen's offline and server scenarios.
+export SCENARIOS LATENCY_BOUND_MS SERVE_DURATION_MS SERVE_MIN_QUERIES MLPERF_DURATIONS SEARCH_STEPS BATCH_WAIT_MS
+export AUDIT_PROBABILITY SERVE_LAYOUTS TDP_W_PER_CPU
 export DOCKER_BUILDKIT := 0
 
-.PHONY: venv system-deps docker images models audio compare calibrate discover fleet report test clean
+.PHONY: venv system-deps docker images models audio compare serve calibrate discover fleet report test clean
 
 # The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
 # specs and pyproject.toml: nothing here names an engine. torch comes first, from PyTorch's CPU wheel index
@@ -54,6 +57,13 @@ compare: venv system-deps docker
 	$(PY) -m harness models prepare --model $(MODEL)
 	$(PY) -m harness audio synth
 	$(PY) -m harness run
+
+# Serving capacity through MLPerf LoadGen: per engine, core count and worker layout the highest Server QPS
+# under the p99 bound, Offline throughput, accuracy, audit and energy per audio hour (results/<SUT>/serving/).
+serve: venv system-deps docker
+	$(PY) -m harness models prepare --model $(MODEL)
+	$(PY) -m harness audio synth
+	$(PY) -m harness serve
 
 # An A/A run (ort int8 as two identical cells): this machine's noise, the answer's false-difference rate
 # and the smallest difference it resolves.
