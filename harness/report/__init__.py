@@ -14,6 +14,7 @@ from ..evidence.rows import row_from_cell
 from ..files import read_json, write_atomic
 from ..layout import DEFAULT_RESULTS, PLAN_FILE, RESULTS_MD, RUNS_DIR
 from .answer import build_answer
+from .capacity import CapacityExporter
 from .plots import PlotsExporter
 from .results_md import ResultsMdExporter
 from .tables import TablesExporter
@@ -31,7 +32,8 @@ class AnswerJsonExporter:
         return [report.answer_path]
 
 
-EXPORTERS = [TablesExporter(), PlotsExporter(), AnswerJsonExporter(), ResultsMdExporter()]  # plots first: linked
+EXPORTERS = [TablesExporter(), PlotsExporter(), AnswerJsonExporter(), ResultsMdExporter(),  # plots first: linked
+             CapacityExporter()]
 
 
 @dataclass

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..evidence.gate import ACCURACY_GATE
 from ..files import read_json_object, write_atomic
-from ..serve.cells import CELL_RECORD
 from ..serve.search import TOLERANCE
+from ..serve.settings import CELL_RECORD, SERVING_AREA
 from .columns import Column
 from .plots import _pyplot, _save, engine_colour
 from .tables import csv_text, markdown_table
@@ -169,3 +169,11 @@ def write_capacity_report(serving_dir: Path) -> Path:
     write_atomic(serving_dir / CAPACITY_MD, "\n".join(text) + "\n", only_if_changed=True)
     write_atomic(serving_dir / CAPACITY_CSV, csv_text(rows, COLUMNS), only_if_changed=True)
     return serving_dir / CAPACITY_MD
+
+
+class CapacityExporter:
+    """`python -m harness report` rebuilds every SUT's capacity report from its serve.json files too."""
+    name = "capacity"
+
+    def export(self, report) -> list[Path]:
+        return [write_capacity_report(d) for d in sorted(report.results.glob(f"*/{SERVING_AREA}")) if load_cells(d)]

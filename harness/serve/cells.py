@@ -21,8 +21,6 @@ from ..run.loop import wait_until_quiet
 from .energy import RaplSampler, energy_figure
 from .settings import Layout, ServeSettings
 
-SERVING_AREA = "serving"          # results/<SUT>/serving/
-CELL_RECORD = "serve.json"        # the cell's record: layout, tests, capacity, audit, energy
 RUN_SLACK_S = 600                 # a test may run this much longer than its minimum duration before a kill
 
 

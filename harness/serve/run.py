@@ -26,10 +26,10 @@ from ..run.loop import backup_cell, corpus_id, validate_inputs
 from ..run.progress import fmt_duration
 from ..scoring.metrics import read_transcripts
 from .audit import accuracy, audit
-from .cells import CELL_RECORD, SERVING_AREA, Test, TestRunner, cell_name
+from .cells import Test, TestRunner, cell_name
 from .energy import DEFAULT_TDP_W_PER_CPU, idle_watts, rapl_packages
 from .search import Search
-from .settings import Layout, ServeSettings, layouts_for
+from .settings import CELL_RECORD, SERVING_AREA, Layout, ServeSettings, layouts_for
 
 ACCURACY_QPS = 100.0   # the accuracy run issues every query at once (Offline); the rate only sizes the query
 

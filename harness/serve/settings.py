@@ -16,6 +16,8 @@ from engines.registry import SPECS
 
 from ..errors import UserError
 
+SERVING_AREA = "serving"          # results/<SUT>/serving/
+CELL_RECORD = "serve.json"        # a serving cell's record: layout, tests, capacity, audit, energy
 SINGLE_STREAM = "single-stream"
 SCENARIO_NAMES = (SINGLE_STREAM, "offline", "server")
 DEFAULT_SCENARIOS = (SINGLE_STREAM,)            # `harness run`: today's comparison, unchanged

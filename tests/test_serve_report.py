@@ -1,0 +1,44 @@
+"""The capacity report from serve.json records: rows, answer lines, the energy source on every row, the plot."""
+import json
+
+from harness.report.capacity import CAPACITY_CSV, load_cells, write_capacity_report
+
+
+def _point(qps, p99, ok, audio_s_per_s=10.0, source="estimate (3 W per busy CPU, TDP x load)"):
+    return {"test": f"server-{qps:g}", "target_qps": qps, "meets_bound": ok, "status": "ok",
+            "loadgen": {"latency_ms": {"p50": p99 / 2, "p90": p99 * 0.8, "p99": p99}, "validity": "INVALID"},
+            "sut": {"audio_s_per_s": audio_s_per_s}, "energy": {"wh_per_audio_hour": 0.5 * qps, "source": source}}
+
+
+def _record(engine, cores, points, audit="pass", wer=0.10):
+    best = max((p for p in points if p["meets_bound"]), key=lambda p: p["target_qps"], default=None)
+    return {"engine": engine, "variant": "int8", "model": "tiny.en", "sut": "box", "cores": cores,
+            "layout": {"workers": 1, "threads": cores, "batch": 1, "name": f"w1t{cores}"},
+            "settings": {"latency_bound_ms": 5000, "duration_ms": 20000, "min_queries": 10, "mlperf": False},
+            "offline": {"status": "ok", "loadgen": {"samples_per_second": 2.0}, "sut": {"audio_s_per_s": 40.0},
+                        "energy": {"wh_per_audio_hour": 0.3, "source": "estimate (3 W per busy CPU, TDP x load)"}},
+            "accuracy": {"wer": wer}, "audit": {"verdict": audit}, "capacity": best, "server_points": points}
+
+
+def _write(root, name, record):
+    path = root / "box" / "serving" / f"container_{record['cores']}c8g" / name / "serve.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+
+
+def test_capacity_report_names_the_highest_audited_capacity_and_the_energy_source_on_every_row(tmp_path):
+    _write(tmp_path, "ort-tiny.en-int8-w1t1", _record("ort", 1, [_point(1.2, 3000, True), _point(1.8, 9000, False)]))
+    # faster at the bound, but its answers under load differed from its accuracy run's: never the answer
+    _write(tmp_path, "fw-tiny.en-int8-w1t1", _record("faster-whisper", 1, [_point(1.6, 2000, True)], audit="FAIL"))
+    # nothing met the bound: energy at its offline point, said so
+    _write(tmp_path, "ort-tiny.en-int8-w1t2", _record("ort", 2, [_point(0.5, 8000, False)]))
+    serving = tmp_path / "box" / "serving"
+    assert len(load_cells(serving)) == 3
+    md = write_capacity_report(serving).read_text()
+    assert "- tiny.en, 1 core(s): highest capacity: ort int8 1x1, 1.200 QPS" in md
+    assert "- tiny.en, 2 core(s): no cell met the p99 bound" in md
+    assert "least energy per audio hour: ort int8 1x1, 0.60 Wh at its server capacity point" in md
+    rows = (serving / CAPACITY_CSV).read_text().splitlines()[1:]
+    assert len(rows) == 3 and all("estimate" in r for r in rows)
+    assert "1.2✓ 1.8✗" in md and "offline: no server capacity" in md
+    assert (serving / "plots" / "capacity_latency_1c.png").stat().st_size > 0
