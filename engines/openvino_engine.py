@@ -2,8 +2,12 @@
 
 `fp32` pins the inference precision to f32: on a CPU with BF16 (AMX, AVX512-BF16) OpenVINO would
 otherwise compute in bf16; `bf16` asks for bf16 on purpose, as its own variant. The pipeline's own
-long-form algorithm decodes 30 s windows one after another with timestamps; it has no previous-text
-conditioning, which goes into the notes.
+long-form algorithm decodes 30 s windows one after another with timestamps, but never with the previous
+window's text as prompt: its prompt per window (context_tokens.cpp, `get_prompt_tokens`) is
+<|startofprev|> + `initial_prompt` (the first window only) + `hotwords` (one fixed text, every window),
+and the generation config has no field that carries decoded text forward. Feeding the previous text back
+through `initial_prompt` would mean driving the windows outside the pipeline (and still lose the
+timestamp tokens openai-whisper keeps in its prompt), so the difference stays and goes into the notes.
 """
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ from .base import MAX_NEW_TOKENS_DEFAULT, Engine, FileResult, package_versions
 from .registry import spec
 
 REQUIRED = ("openvino_encoder_model.xml", "openvino_tokenizer.xml", "openvino_detokenizer.xml")
+NO_CONDITIONING_NOTE = (
+    "no previous-text conditioning: openvino-genai's WhisperPipeline decodes every 30 s window after the first "
+    "without the previous window's text as prompt (its only prompts are initial_prompt, first window only, and "
+    "hotwords, one fixed text for all windows); long-form windows 2+ can differ from the other engines")
 
 
 class OpenvinoEngine(Engine):
@@ -37,7 +45,7 @@ class OpenvinoEngine(Engine):
             self.config.language = f"<|{s.language or 'en'}|>"
             self.config.task = s.task
         if s.condition_on_previous_text:
-            self.notes.append("previous-text conditioning is not available in openvino-genai's WhisperPipeline")
+            self.notes.append(NO_CONDITIONING_NOTE)
         self.notes.append(f"inference precision pinned to {hint} (INFERENCE_PRECISION_HINT)")
         if hint == "bf16" and not _cpu_has_bf16():
             self.notes.append("this CPU has no AVX512-BF16 or AMX: OpenVINO emulates bf16 or falls back")
