@@ -13,10 +13,10 @@ def test_synthesized_corpus_is_deterministic_and_covers_every_bucket(tmp_path):
     first = synth_corpus(tmp_path / "a")
     second = synth_corpus(tmp_path / "b")
     assert [f["sha256"] for f in first["files"]] == [f["sha256"] for f in second["files"]]
-    assert 5 * 60 <= first["total_s"] <= 7 * 60
+    assert 2.5 * 60 <= first["total_s"] <= 4.5 * 60
     buckets = {f["bucket"]: f["duration_s"] for f in first["files"]}
-    assert set(buckets) == {c.bucket for c in DEFAULT_CLIPS} == {"5s", "15-30s", "45-60s", "1-2min"}
-    assert max(f["duration_s"] for f in first["files"]) > 90  # long-form: several 30 s windows
+    assert set(buckets) == {c.bucket for c in DEFAULT_CLIPS} == {"5s", "15-30s", "30-60s", "60-90s"}
+    assert max(f["duration_s"] for f in first["files"]) > 60  # long-form: several 30 s windows
     for f in first["files"]:
         assert f["sample_rate"] == SAMPLE_RATE
         assert (tmp_path / "a" / f["path"]).with_suffix(".txt").read_text().strip() == f["text"]

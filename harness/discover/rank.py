@@ -20,9 +20,9 @@ from ..evidence.verdicts import Contest, decide
 from ..files import read_json, write_atomic
 from ..layout import CELL_FILE, DISCOVERY_MD, round_dirs
 from ..report.columns import DISCOVERY, columns_for
+from ..report.host_text import describe
 from ..report.tables import csv_text, markdown_table
 from ..run.config import Config
-from ..run.host import describe
 
 REFERENCE = ("faster-whisper", "int8")
 STORE_BUILDS = {"fp32": "the store's onnx/ (optimum export, loaded at level all)",

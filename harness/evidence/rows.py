@@ -39,6 +39,17 @@ def _max(values):
     return max(values) if values else None
 
 
+def versions_text(versions: dict) -> str:
+    """{"engine": {"onnxruntime": "1.31.1"}, "numpy": "2.1"} -> "onnxruntime 1.31.1, numpy 2.1"."""
+    flat = []
+    for key, value in (versions or {}).items():
+        if isinstance(value, dict):
+            flat += [f"{k} {v}" for k, v in value.items()]
+        else:
+            flat.append(f"{key} {value}")
+    return ", ".join(flat)
+
+
 def run_key(record_round: dict) -> str:
     return f"{record_round.get('run_id') or 'run'}:{record_round['round']}"
 
@@ -103,7 +114,8 @@ def row_from_cell(record: dict) -> dict:
         "decoding_applied": {**applied, "convention": record.get("convention")} if applied else {},
         "decoding_key": json.dumps({k: v for k, v in (record.get("decoding") or {}).items()}, sort_keys=True),
         "notes": "; ".join(record.get("notes") or []),
-        "versions": record.get("versions") or {}, "image_id": record.get("image_id"),
+        "versions": record.get("versions") or {}, "versions_text": versions_text(record.get("versions") or {}),
+        "image_id": (record.get("image_id") or "")[:19],
         "replica": record.get("replica") or 0,
         "host": host, "fingerprint": fingerprint_id(host),
     }

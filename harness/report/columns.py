@@ -1,16 +1,16 @@
 """The one column registry: every column's key, header, format and the outputs that show it.
 
 Outputs: "table" (summary_table.md), "csv" (summary_table.csv and merged.csv, full precision),
-"results" (RESULTS.md's compact table), "discovery" (the ranking of model builds, discovery.{md,csv}),
-"fleet" (RESULTS.md's table across SUTs).
+"discovery" (the ranking of model builds, discovery.{md,csv}), "fleet" (RESULTS.md's table across SUTs).
+RESULTS.md's leaderboard is rendered from answer.json (report/answer.py, report/verdict_text.py).
 Adding a column is one line here (and its value in rows.py or answer.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-TABLE, CSV, RESULTS, DISCOVERY, FLEET = "table", "csv", "results", "discovery", "fleet"
-ALL = frozenset({TABLE, CSV, RESULTS})
+TABLE, CSV, DISCOVERY, FLEET = "table", "csv", "discovery", "fleet"
+ALL = frozenset({TABLE, CSV})
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ COLUMNS = [
     Column("how", "how it was made", outputs=_only(DISCOVERY)),
     Column("targets", "instruction set", outputs=_only(DISCOVERY)),
     Column("sut", "SUT", outputs=_only(CSV, FLEET)),
-    Column("shape", "container", outputs=_only(CSV, RESULTS)),
-    Column("cell", "engine-model-variant", outputs=_only(CSV, RESULTS, FLEET)),
+    Column("shape", "container", outputs=_only(CSV)),
+    Column("cell", "engine-model-variant", outputs=_only(CSV, FLEET)),
     Column("engine", "engine", outputs=_only(TABLE, CSV)),
     Column("model", "model", outputs=_only(TABLE, CSV)),
     Column("variant", "variant", outputs=_only(TABLE, CSV)),
@@ -44,7 +44,7 @@ COLUMNS = [
     Column("corpus_id", "corpus", outputs=_only(CSV)),
     Column("status", "status", outputs=ALL | {DISCOVERY}),
     Column("n_rounds", "rounds"),
-    Column("rtf", "RTF (median)", "{:.4f}", outputs=ALL | {DISCOVERY, FLEET}),
+    Column("rtf", "RTF (geometric mean of runs)", "{:.4f}", outputs=ALL | {DISCOVERY, FLEET}),
     Column("rtf_ci_low", "RTF 95% low", "{:.4f}", outputs=ALL | {DISCOVERY}),
     Column("rtf_ci_high", "RTF 95% high", "{:.4f}", outputs=ALL | {DISCOVERY}),
     Column("rtf_min", "RTF min", "{:.4f}", _only(TABLE, CSV)),
@@ -67,12 +67,14 @@ COLUMNS = [
     Column("accuracy_gate", "gate", outputs=ALL | {DISCOVERY}),
     Column("speedup", "speed-up", "{:.2f}x"),
     Column("efficiency", "efficiency", "pct0"),
-    Column("scaling_base", "speed-up base", outputs=_only(TABLE, CSV, RESULTS)),
+    Column("scaling_base", "speed-up base", outputs=_only(TABLE, CSV)),
     Column("audio_h_per_core_h", "audio h / core h", "{:.1f}", outputs=ALL | {FLEET}),
     Column("price_per_core_hour", "price / core h", "{:g}", _only(CSV)),
-    Column("cost_per_audio_h", "cost / audio h", "{:.4f}", _only(TABLE, CSV, RESULTS, FLEET)),
+    Column("cost_per_audio_h", "cost / audio h", "{:.4f}", _only(TABLE, CSV, FLEET)),
     Column("decoding_diff", "decoding differs (applied)"),
     Column("notes", "engine notes", outputs=_only(TABLE, CSV)),
+    Column("versions_text", "engine versions", outputs=_only(TABLE, CSV)),
+    Column("image_id", "image", outputs=_only(TABLE, CSV)),
     Column("n_files", "files", outputs=_only(CSV)),
     Column("n_ok", "files ok", outputs=_only(CSV)),
     Column("failures", "failed files", outputs=_only(CSV)),

@@ -8,8 +8,8 @@ from engines.results import Status
 
 from ..files import read_json, write_atomic
 from ..layout import DISCOVERY_MD, PLAN_FILE
-from ..run.host import describe
 from .columns import FLEET, columns_for
+from .host_text import describe
 from .tables import markdown_table
 from .verdict_text import answer_text, comparison_title, leaderboard
 
