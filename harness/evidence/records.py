@@ -31,6 +31,7 @@ from ..layout import (
     round_dirs,
 )
 from ..scoring.normalizers import GATE_NORMALIZER
+from .measurements import round_values
 
 SCHEMA = 3
 FINISHED = (Status.OK, Status.PARTIAL)
@@ -48,10 +49,6 @@ def _round_status(run: dict, summary: dict) -> str:
         return run["status"]
     # engine files but no run.json: the harness died mid-run
     return str(Status.INCOMPLETE) if summary.get("status") in (None, Status.RUNNING) else summary["status"]
-
-
-def _mib(value) -> float | None:
-    return value / 2**20 if value else None
 
 
 def _accuracy(metrics: dict) -> dict:
@@ -98,22 +95,14 @@ def _transcript_digest(rows: list[dict]) -> str | None:
 
 
 def _round_entry(run_dir: Path, run: dict, summary: dict, status: str, rows: list[dict]) -> dict:
-    e2e = summary.get("end_to_end_s") or {}
     quiet = run.get("quiet") or {}
     return {
         "round": run.get("round") or int(run_dir.name.split("-")[1]), "status": status,
         "error": run.get("error") or summary.get("error") or "",
-        "rtf": summary.get("rtf"), "processing_s": summary.get("total_processing_s"),
-        "total_audio_s": summary.get("total_audio_s"), "n_files": summary.get("n_files"),
+        "rtf": summary.get("rtf"), "n_files": summary.get("n_files"),
         "n_ok": summary.get("n_ok"), "failures": summary.get("failures"),
-        "p50_s": e2e.get("p50"), "p95_s": e2e.get("p95"), "mean_s": e2e.get("mean"), "max_s": e2e.get("max"),
-        "load_s": summary.get("model_load_s"),
-        "peak_rss_mib": (run.get("time_v") or {}).get("max_rss_mb") or summary.get("peak_rss_mb"),
-        "container_peak_mib": _mib(run.get("cgroup_peak_bytes")),
-        "container_anon_mib": _mib(run.get("cgroup_anon_bytes")),
+        **round_values(summary, run),
         "page_cache_evicted": run.get("page_cache_evicted"),
-        "host_wall_s": run.get("host_wall_s"), "harness_overhead_s": run.get("harness_overhead_s"),
-        "container_overhead_s": run.get("container_overhead_s"),
         "busy_share": quiet.get("busy_share"), "foreign_busy_share": run.get("foreign_busy_share"),
         # busy before the run, or something else took a share of its CPUs while it ran
         "loaded": bool(quiet.get("loaded")) or (run.get("foreign_busy_share") or 0) > quiet.get("threshold", 1),

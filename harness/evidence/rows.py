@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 
 from engines.results import Status
 
 from ..scoring.normalizers import GATE_NORMALIZER
+from .measurements import reduce_rounds
 from .records import run_rtfs
 from .stats import NOISY_CV_PCT, Estimate
 
@@ -27,16 +27,6 @@ def fingerprint_id(host: dict | None) -> str | None:
         return None
     facts = {k: host.get(k) for k in FINGERPRINT_FIELDS}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def _max(values):
-    values = [v for v in values if v is not None]
-    return max(values) if values else None
 
 
 def versions_text(versions: dict) -> str:
@@ -91,19 +81,8 @@ def row_from_cell(record: dict) -> dict:
         "loaded": "loaded" if any(r.get("loaded") for r in rounds) else "",
         "rerun_rounds": [a.get("round") for a in record.get("loaded_attempts") or []],
         "rtfx": 1 / rtf if rtf else None,
-        "p50_s": _median(r.get("p50_s") for r in timed), "max_file_s": _median(r.get("max_s") for r in timed),
-        "p95_s": _median(r.get("p95_s") for r in timed),
-        "mean_s": _median(r.get("mean_s") for r in timed),
-        "total_audio_s": _median(r.get("total_audio_s") for r in timed),
-        "processing_s": _median(r.get("processing_s") for r in timed),
-        "load_s": _median(r.get("load_s") for r in timed),
-        "peak_rss_mib": _max(r.get("peak_rss_mib") for r in rounds),
-        "container_peak_mib": _max(r.get("container_peak_mib") for r in rounds),
-        "container_anon_mib": _max(r.get("container_anon_mib") for r in rounds),
-        "host_wall_s": _median(r.get("host_wall_s") for r in timed),
+        **reduce_rounds(timed, rounds),
         "last_wall_s": next((r.get("host_wall_s") for r in reversed(rounds) if r.get("host_wall_s")), None),
-        "harness_overhead_s": _median(r.get("harness_overhead_s") for r in timed),
-        "container_overhead_s": _median(r.get("container_overhead_s") for r in timed),
         "wer": gate_acc.get("wer"), "cer": gate_acc.get("cer"), "wer_vs_baseline": gate_acc.get("wer_vs_baseline"),
         "wer_range": gate_acc.get("wer_range"),
         "wer_whisper": whisper_acc.get("wer"), "cer_whisper": whisper_acc.get("cer"),

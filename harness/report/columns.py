@@ -3,11 +3,14 @@
 Outputs: "table" (summary_table.md), "csv" (summary_table.csv and merged.csv, full precision),
 "discovery" (the ranking of model builds, discovery.{md,csv}), "fleet" (RESULTS.md's table across SUTs).
 RESULTS.md's leaderboard is rendered from answer.json (report/answer.py, report/verdict_text.py).
-Adding a column is one line here (and its value in rows.py or answer.py).
+Adding a column is one line here (and its value in evidence/rows.py); a measurement's column comes from
+evidence/measurements.py.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..evidence.measurements import MEASUREMENTS
 
 TABLE, CSV, DISCOVERY, FLEET = "table", "csv", "discovery", "fleet"
 ALL = frozenset({TABLE, CSV})
@@ -52,13 +55,7 @@ COLUMNS = [
     Column("noisy", "noisy (CV > 5 %)", outputs=_only(TABLE, CSV)),
     Column("loaded", "ran under load"),
     Column("rtfx", "RTFx", "{:.1f}"),
-    Column("p50_s", "p50 s", "{:.3f}"),
-    Column("p95_s", "p95 s", "{:.3f}"),
-    Column("mean_s", "mean s", "{:.3f}", _only(CSV, DISCOVERY)),
-    Column("load_s", "load s", "{:.2f}", outputs=ALL | {DISCOVERY}),
-    Column("peak_rss_mib", "engine peak RSS MiB (time -v)", "{:.0f}", outputs=ALL | {DISCOVERY}),
-    Column("container_peak_mib", "container peak MiB (cgroup, cold page cache)", "{:.0f}"),
-    Column("container_anon_mib", "container anon MiB (end)", "{:.0f}", _only(TABLE, CSV)),
+    *(Column(m.key, m.header, m.fmt, frozenset(m.outputs)) for m in MEASUREMENTS),
     Column("wer", "WER %", "pct", outputs=ALL | {DISCOVERY}),
     Column("cer", "CER %", "pct", _only(TABLE, CSV)),
     Column("wer_whisper", "WER % (Whisper normaliser)", "pct"),
@@ -78,11 +75,6 @@ COLUMNS = [
     Column("n_files", "files", outputs=_only(CSV)),
     Column("n_ok", "files ok", outputs=_only(CSV)),
     Column("failures", "failed files", outputs=_only(CSV)),
-    Column("total_audio_s", "audio s", outputs=_only(CSV)),
-    Column("processing_s", "processing s", outputs=_only(CSV)),
-    Column("host_wall_s", "host wall s", outputs=_only(CSV)),
-    Column("harness_overhead_s", "harness overhead s", outputs=_only(CSV)),
-    Column("container_overhead_s", "container start+stop s", outputs=_only(CSV)),
     Column("size_mb", "size MB", "{:.0f}", _only(DISCOVERY)),
     Column("vs_reference", "time vs faster-whisper int8 (95 %)", outputs=_only(DISCOVERY)),
     Column("error", "error", outputs=_only(TABLE, CSV, DISCOVERY)),
