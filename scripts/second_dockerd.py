@@ -23,8 +23,9 @@ def available() -> str | None:
 
 
 @contextlib.contextmanager
-def second_dockerd(root: Path):
-    """Yields (socket path, the daemon's process); stops it and removes its bridge and folders after."""
+def second_dockerd(root: Path, hosts: tuple[str, ...] = ()):
+    """Yields (socket path, the daemon's process); stops it and removes its bridge and folders after. `hosts`:
+    more addresses it listens on (-H), e.g. a plain tcp:// one for the fleet's transport test."""
     root.mkdir(parents=True, exist_ok=True)
     socket = root / "docker.sock"
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
@@ -33,7 +34,8 @@ def second_dockerd(root: Path):
         subprocess.run(cmd, check=True, capture_output=True)
     with open(root / "dockerd.log", "w") as log:
         proc = subprocess.Popen(["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-                                 "-H", f"unix://{socket}", "--pidfile", str(root / "dockerd.pid"), "--bridge", BRIDGE,
+                                 "-H", f"unix://{socket}", *(f"-H{h}" for h in hosts),
+                                 "--pidfile", str(root / "dockerd.pid"), "--bridge", BRIDGE,
                                  "--iptables=false", "--ip-masq=false"], stdout=log, stderr=log)
     try:
         for _ in range(100):
@@ -48,4 +50,5 @@ def second_dockerd(root: Path):
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        subprocess.run(["umount", str(root / "data")], capture_output=True)  # dockerd's own mount of its root
         shutil.rmtree(root, ignore_errors=True)

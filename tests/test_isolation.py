@@ -50,7 +50,9 @@ def build_script_image(client, base, tmp_path, name, script, entrypoint='["/bin/
     ctx = tmp_path / f"ctx-{name}"
     ctx.mkdir()
     (ctx / "entry.sh").write_text(script)
-    (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY entry.sh /entry.sh\n{env}\nENTRYPOINT {entrypoint}\n")
+    # /home/bench owned by the containers' user: a fleet's results volume mounted there starts owned by it
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY entry.sh /entry.sh\nRUN mkdir -p /home/bench && chown "
+                                    f"1000:1000 /home/bench\n{env}\nENTRYPOINT {entrypoint}\n")
     client.images.build(path=str(ctx), tag=f"whisper-bench-{name}:latest", rm=True)
     return name
 
@@ -86,7 +88,8 @@ def inputs(tmp_path):
     """A model folder and a corpus the scripts never read, readable by the containers' user."""
     model = tmp_path / "models" / "whisper-tiny.en"
     (model / "onnx").mkdir(parents=True)
-    (model / "manifest.json").write_text("{}\n")
+    (model / "onnx" / "encoder.onnx").write_bytes(b"not read")
+    (model / "manifest.json").write_text('{"files": {}}\n')
     audio = tmp_path / "audio"
     audio.mkdir()
     (audio / "a.wav").write_bytes(b"RIFF")

@@ -192,7 +192,7 @@ def test_two_prepares_of_one_model_run_one_after_the_other(tmp_path, monkeypatch
     def prepare():
         try:
             store.prepare("tiny.en", models, force=True)
-        except BaseException as exc:  # noqa: B036 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=prepare) for _ in range(2)]

@@ -6,27 +6,29 @@
     repeats = 3
 
     [sut.epyc-9654]            # results/epyc-9654/
-    docker = "ssh://bench@epyc.example"        # or "tcp://host:2376" with tls_ca/tls_cert/tls_key,
-    cpuset = "0-15"                            # "unix:///var/run/docker.sock", or context = "name"
+    docker = "ssh://bench@epyc.example"        # or "tcp://host:2376" with tls_ca/tls_cert/tls_key (`~` is
+    cpuset = "0-15"                            # expanded), "unix:///var/run/docker.sock", or context = "name"
     memory_gb = 16
     cores_list = "4 8 16"
     price_per_core_hour = 0.021
 
-The harness reaches each engine through Docker's own remote API and nothing of its own.
+The harness reaches each engine through Docker's own remote API and nothing of its own. A `tcp://` engine
+without TLS (no tls_* files, or tls_verify = false) would send the engine's full control in the clear: it is
+refused unless its table says `insecure = true`, and the report then marks that SUT's results.
 """
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..models.sources import NAME_RE
 
-SUT_KEYS = {"docker", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "ssh_client", "cpuset",
+SUT_KEYS = {"docker", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "ssh_client", "insecure", "cpuset",
             "memory_gb", "cores_list", "price_per_core_hour"}
+TLS_FILES = ("tls_ca", "tls_cert", "tls_key")
 DEFAULT_KEYS = {"model", "engines", "repeats", "max_rounds", "warmup", "timeout", "seed", "batch_sizes"}
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,34 @@ class FleetSut:
     # ssh:// through the OpenSSH client on PATH, as the docker CLI does (all of ~/.ssh/config, the agent,
     # ProxyJump), rather than paramiko (which reads only Hostname, Port, User, IdentityFile, ProxyCommand).
     ssh_client: bool = False
+    insecure: bool = False             # a tcp:// engine without (verified) TLS, accepted only when said so
     cpuset: str | None = None
     memory_gb: float | None = None
     cores_list: str | None = None
     price_per_core_hour: float | None = None
+
+
+def plain_tcp(sut: FleetSut) -> bool:
+    """A tcp:// engine reached without verified TLS."""
+    return bool(sut.docker and sut.docker.startswith("tcp://")
+                and (not (sut.tls_ca or sut.tls_cert) or not sut.tls_verify))
+
+
+def check_transport(sut: FleetSut, where: str) -> None:
+    """tcp:// needs TLS with verification (or `insecure = true`); the TLS files must exist."""
+    for key in TLS_FILES:
+        value = getattr(sut, key)
+        if value and not Path(value).is_file():
+            raise UserError(f"{where}: {key} = {value!r}: no such file")
+    if sut.tls_cert and not sut.tls_key:
+        raise UserError(f"{where}: tls_cert needs tls_key beside it")
+    if plain_tcp(sut) and not sut.insecure:
+        why = "tls_verify = false" if (sut.tls_ca or sut.tls_cert) else "no tls_ca/tls_cert/tls_key"
+        raise UserError(f"{where}: {sut.docker} without verified TLS ({why}) gives anyone on the network the "
+                        f"engine's full control: add the TLS files, or `insecure = true` to accept that "
+                        f"(the report marks it)")
+    if sut.insecure and not plain_tcp(sut):
+        raise UserError(f"{where}: insecure = true applies only to a tcp:// engine without verified TLS")
 
 
 @dataclass
@@ -78,7 +104,11 @@ def load_fleet(path: Path) -> Fleet:
                             f"known: {', '.join(sorted(SUT_KEYS))}")
         if bool(table.get("docker")) == bool(table.get("context")):
             raise UserError(f"{path}: [sut.{name}] needs exactly one of docker = \"URL\" or context = \"NAME\"")
-        suts.append(FleetSut(name=name, **table))
+        table = {k: (str(Path(v).expanduser()) if k in TLS_FILES and isinstance(v, str) else v)
+                 for k, v in table.items()}
+        sut = FleetSut(name=name, **table)
+        check_transport(sut, f"{path}: [sut.{name}]")
+        suts.append(sut)
     if not suts:
         raise UserError(f"{path}: no [sut.NAME] table")
     return Fleet(suts, defaults)

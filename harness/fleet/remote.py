@@ -1,8 +1,14 @@
 """One SUT's Docker engine through Docker's remote API: connecting, its host's fingerprint, the engine
-images, and the inputs in named volumes (sent once, checked by sha256)."""
+images, and the inputs in named volumes.
+
+An input volume is named by the sha256 of its file list (relative path -> sha256), so two controllers on
+one engine share a volume only when they need the same bytes, and never overwrite each other's. What is in
+it is re-hashed on the SUT (a helper container runs sha256sum) before every use: only what differs is sent,
+and a volume that still does not hash to the list after that is an error, not an input. Helper containers
+carry this controller's labels, so a killed controller's are removed by its next start."""
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import sys
 import tarfile
@@ -12,13 +18,15 @@ from pathlib import Path
 from engines.registry import spec
 
 from ..errors import UserError
-from ..models.store import sha256_file
+from ..hashing import sha256_file
+from ..run.container import owner_labels
 from ..run.host import HOST_FILES, host_facts
 from ..run.images import build_images, image_tag
 from .config import FleetSut
 
-VOLUME_MANIFEST = ".whisper-bench.sha256.json"   # inside each input volume: relative path -> sha256
 MOUNT = "/volume"
+HELPER_LABEL = "org.whisper-bench.helper"    # short containers of the fleet (fingerprint, hashing, transfer)
+INPUTS_LABEL = "org.whisper-bench.inputs"    # content-addressed input volumes (shared, never cleaned up)
 
 
 def connect(sut: FleetSut):
@@ -34,6 +42,10 @@ def connect(sut: FleetSut):
             ctx = ContextAPI.get_context(sut.context)
             if ctx is None:
                 raise UserError(f"{sut.name}: no Docker context {sut.context!r} (`docker context ls`)")
+            plain = str(ctx.Host or "").startswith("tcp://") and not (ctx.TLSConfig and ctx.TLSConfig.verify)
+            if plain and not sut.insecure:
+                raise UserError(f"{sut.name}: Docker context {sut.context!r} reaches {ctx.Host} without verified "
+                                f"TLS: give the context TLS, or say `insecure = true` for this SUT")
             client = docker.DockerClient(base_url=ctx.Host, tls=ctx.TLSConfig, timeout=600)
         else:
             tls = None
@@ -67,10 +79,17 @@ def ssh_port_from_config(url: str) -> str:
     return f"ssh://{parsed.netloc}:{port}{parsed.path}" if port and port != "22" else url
 
 
+def helper_container(client, image: str, command: list[str], volumes: dict):
+    """A short container on that engine (no network, read-only root, no capabilities), labelled as this
+    controller's helper."""
+    return client.containers.create(image, command, entrypoint=[], network_mode="none", read_only=True,
+                                    security_opt=["no-new-privileges"], cap_drop=["ALL"], pids_limit=256,
+                                    labels={HELPER_LABEL: "1", **owner_labels()}, volumes=volumes)
+
+
 def _run_helper(client, image: str, command: list[str], volumes: dict | None = None) -> tuple[int, bytes]:
-    """A short unprivileged container on that engine (no network, read-only root); exit code and output."""
-    container = client.containers.create(image, command, entrypoint=[], network_mode="none", read_only=True,
-                                         security_opt=["no-new-privileges"], volumes=volumes or {})
+    """A helper's exit code and output."""
+    container = helper_container(client, image, command, volumes or {})
     try:
         container.start()
         code = container.wait().get("StatusCode", 1)
@@ -144,25 +163,57 @@ def audio_files(audio_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(audio_dir)): sha256_file(p) for p in sorted(audio_dir.rglob("*")) if p.is_file()}
 
 
+def input_volume(kind: str, files: dict[str, str]) -> str:
+    """The volume's name: its kind and the sha256 of its file list."""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:24]
+    return f"whisper-bench-{kind}-{digest}"
+
+
+def volume_hashes(client, volume: str, image: str) -> dict[str, str]:
+    """Relative path -> sha256 of every regular file in the volume, hashed on the SUT."""
+    code, out = _run_helper(client, image, ["sh", "-c", "cd " + MOUNT + " && find . -type f -exec sha256sum -- {} +"],
+                            {volume: {"bind": MOUNT, "mode": "ro"}})
+    found = {}
+    for line in out.decode(errors="replace").splitlines():
+        digest, _, rel = line.partition("  ")
+        if rel.startswith("./"):
+            found[rel[2:]] = digest
+    return found
+
+
 def sync_volume(client, volume: str, root: Path, files: dict[str, str], image: str) -> int:
-    """Make the named volume hold these files (relative path -> sha256); returns the bytes sent. What the
-    volume's own sha256 list already has is not sent again; the list is written last, so a transfer cut
-    short is sent again next time."""
-    from docker.errors import NotFound
+    """Make the named volume hold exactly these files (relative path -> sha256), re-hashed there; returns the
+    bytes sent (0 when it already did). A file it holds beyond the list is removed with the volume."""
+    from docker.errors import APIError, NotFound
 
     try:
         client.volumes.get(volume)
+        there = volume_hashes(client, volume, image)
     except NotFound:
-        client.volumes.create(volume, labels={"org.whisper-bench.inputs": "1"})
-    code, out = _run_helper(client, image, ["cat", f"{MOUNT}/{VOLUME_MANIFEST}"],
-                            {volume: {"bind": MOUNT, "mode": "ro"}})
-    try:
-        there = json.loads(out) if code == 0 else {}
-    except ValueError:
+        there = None
+    if there is not None and set(there) - set(files):
+        try:
+            client.volumes.get(volume).remove()
+        except APIError:
+            raise UserError(f"volume {volume} holds files beyond its inputs and is in use: remove it on that "
+                            f"engine (`docker volume rm {volume}`)") from None
+        there = None
+    if there is None:
+        client.volumes.create(volume, labels={INPUTS_LABEL: "1"})
         there = {}
-    missing = [rel for rel, sha in files.items() if there.get(rel) != sha]
-    if not missing and set(there) == set(files):
+    if there == files:
         return 0
+    size = _send(client, volume, root, [rel for rel, sha in files.items() if there.get(rel) != sha], image)
+    after = volume_hashes(client, volume, image)
+    if after != files:
+        differ = sorted(rel for rel in set(files) | set(after) if after.get(rel) != files.get(rel))
+        raise UserError(f"volume {volume}: {len(differ)} file(s) do not hash on the SUT to what was sent "
+                        f"(first: {differ[0]}); remove the volume there and run again")
+    return size
+
+
+def _send(client, volume: str, root: Path, missing: list[str], image: str) -> int:
+    """A tar of these files into the volume through a stopped helper container; the bytes sent."""
     with tempfile.TemporaryFile() as buf:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for folder in sorted({str(parent) for rel in missing for parent in Path(rel).parents} - {"."}):
@@ -176,14 +227,9 @@ def sync_volume(client, volume: str, root: Path, files: dict[str, str], image: s
                 info.mode = 0o644
                 with open(root / rel, "rb") as f:
                     tar.addfile(info, f)
-            listing = json.dumps(files, sort_keys=True).encode()
-            info = tarfile.TarInfo(VOLUME_MANIFEST)
-            info.size, info.mode = len(listing), 0o644
-            tar.addfile(info, io.BytesIO(listing))
         size = buf.tell()
         buf.seek(0)
-        holder = client.containers.create(image, ["true"], entrypoint=[], network_mode="none",
-                                          volumes={volume: {"bind": MOUNT, "mode": "rw"}})
+        holder = helper_container(client, image, ["true"], {volume: {"bind": MOUNT, "mode": "rw"}})
         try:
             if not holder.put_archive(MOUNT, buf):
                 raise UserError(f"could not write into volume {volume} on the SUT's engine")

@@ -2,8 +2,9 @@
 a time, each on its own Docker engine reached through Docker's remote API.
 
 Per SUT: connect, put the engine images there (kept, loaded from the controller's engine, or built), send
-the model files and the corpus into named volumes (only what the volume's sha256 list lacks), run the
-cells that are missing or not complete in `results/<SUT>/`, and bring each run's results back. A SUT that
+the model files and the corpus into volumes named by their content (re-hashed there before use; only what
+differs is sent), run the cells that are missing or not complete in `results/<SUT>/`, and bring each run's
+results back. A SUT that
 fails (unreachable, a build or a transfer that fails, a full disk, a killed engine) is recorded in
 `results/fleet.json` and does not stop the others. Scores and the report (one section per SUT and the
 comparison across them) follow.
@@ -22,6 +23,7 @@ from engines.results import Status
 from ..errors import UserError
 from ..files import read_json, write_json
 from ..layout import round_dirs
+from ..redact import endpoint_alias, scrub
 from ..run.config import DEFAULT_MODEL, Config, parse_engines, plan_cells
 from ..run.cpus import default_cores_list, format_cpu_list, parse_cpu_list
 from ..run.progress import fmt_duration, set_prefix
@@ -60,17 +62,20 @@ def complete(config: Config, cell) -> bool:
 def run_sut(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Path, build: bool) -> dict:
     """One SUT from connection to fetched results; returns its outcome (never raises but for a stop)."""
     from ..run.images import docker_client, image_tag
-    from ..run.loop import corpus_id, run_comparison, validate_inputs
+    from ..run.loop import run_comparison, validate_inputs
     from . import remote
 
     set_prefix(f"[{sut.name}] ")
     start = time.monotonic()
-    outcome = {"sut": sut.name, "endpoint": sut.docker or f"context {sut.context}", "status": "failed",
-               "error": "", "bytes_sent": 0, "cells_run": 0, "cells_kept": 0}
+    # results/fleet.json is tracked: the endpoint as scheme and host alias, no user, port or path
+    outcome = {"sut": sut.name, "endpoint": endpoint_alias(sut.docker) or f"context {sut.context}",
+               "status": "failed", "error": "", "bytes_sent": 0, "cells_run": 0, "cells_kept": 0}
+    if sut.insecure:
+        outcome["insecure"] = "tcp:// without verified TLS (insecure = true in the fleet file)"
     try:
         client = remote.connect(sut)
         config = sut_config(sut, fleet, results, models, audio, client.info().get("NCPU") or 1)
-        files = validate_inputs(config)
+        validate_inputs(config)
         engines = [e for e, _ in config.engines]
         try:
             local = docker_client()  # the controller's own engine, where its images are
@@ -82,14 +87,14 @@ def run_sut(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Pat
             raise UserError(f"no engine image on {sut.name}: {next(iter(failed.values()))}")
         helper = image_tag(next(e for e in engines if e not in failed))
         host = remote.fingerprint(client, helper, outcome["endpoint"])
-        corpus = corpus_id(config.audio_dir, files)
-        volumes = {"models": f"whisper-bench-models-{config.model}", "audio": f"whisper-bench-audio-{corpus}"}
+        if sut.insecure:
+            host["docker_insecure"] = outcome["insecure"]
+        inputs = {"models": (config.model_dir, remote.model_files(config.model_dir, config.engines)),
+                  "audio": (config.audio_dir, remote.audio_files(config.audio_dir))}
+        volumes = {kind: remote.input_volume(kind, files) for kind, (_, files) in inputs.items()}
         print(f"[{sut.name}] inputs: checking volumes {volumes['models']} and {volumes['audio']}", file=sys.stderr)
-        outcome["bytes_sent"] = (
-            remote.sync_volume(client, volumes["models"], config.model_dir,
-                               remote.model_files(config.model_dir, config.engines), helper)
-            + remote.sync_volume(client, volumes["audio"], config.audio_dir, remote.audio_files(config.audio_dir),
-                                 helper))
+        outcome["bytes_sent"] = sum(remote.sync_volume(client, volumes[kind], root, files, helper)
+                                    for kind, (root, files) in inputs.items())
         print(f"[{sut.name}] inputs: {outcome['bytes_sent'] / 1e6:.1f} MB sent", file=sys.stderr)
         config = dataclasses.replace(config, volumes=volumes)
         cells = plan_cells(config)
@@ -101,10 +106,10 @@ def run_sut(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Pat
         outcome["status"] = "ok" if not bad else "partial"
         outcome["error"] = "; ".join(f"{r['cell']}@{r['cores']}c {r['status']}" for r in bad)
     except UserError as exc:
-        outcome["error"] = str(exc)
+        outcome["error"] = scrub(str(exc))
     except Exception as exc:  # the engine went away, a transfer or a build failed, a disk filled: this SUT only
         traceback.print_exc(file=sys.stderr)
-        outcome["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        outcome["error"] = scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
     outcome["seconds"] = round(time.monotonic() - start, 1)
     print(f"[{sut.name}] {outcome['status']} in {fmt_duration(outcome['seconds'])}"
           + (f": {outcome['error']}" if outcome["error"] else ""), file=sys.stderr)

@@ -8,7 +8,6 @@ pinned to a commit of each model repository.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..hashing import sha256_file
 
 
 class SourceError(UserError):
@@ -78,17 +78,9 @@ def _wheel_name(package: str, version: str) -> str:
     return f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_pin(package: PypiPackage, wheel: Path, where: str) -> None:
     """SourceError (one line) unless the wheel's bytes are the pinned ones."""
-    got = file_sha256(wheel)
+    got = sha256_file(wheel)
     if got != package.sha256:
         raise SourceError(f"package {package.name}=={package.version}: {where} {wheel} has sha256 {got[:16]}..., "
                           f"not the pinned {package.sha256[:16]}...: refused (remove it if it is a cached copy)")

@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS, cell_label, cell_name, shape_name
 from .cpus import choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list, usable_cpus
 from .housekeeping import split_pool
+from .settings import value
 
 DEFAULT_MODEL = "tiny.en"
 DEFAULT_MEMORY_GB = 8
@@ -116,9 +117,12 @@ class Config:
         return self.shape_dir(cell.cores) / cell.name(self.model)
 
     def as_dict(self) -> dict:
+        """For plan.json (tracked): the folders relative to the repository, never a host's absolute path."""
+        from ..redact import repo_path
+
         d = asdict(self)
         for k in ("results_dir", "models_dir", "audio_dir"):
-            d[k] = str(d[k])
+            d[k] = repo_path(d[k])
         return d
 
 
@@ -163,17 +167,24 @@ def _number(value, what: str, kind=float, minimum=0):
     return v
 
 
+def safe_name(value: str, what: str) -> str:
+    """A name that becomes a folder (results/<SUT_NAME>/, models/whisper-<MODEL>/): no '..', no '/'."""
+    from ..models.sources import NAME_RE
+
+    if not NAME_RE.fullmatch(str(value)):
+        raise UserError(f"{what}={value!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit")
+    return str(value)
+
+
 def host_memory_gb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def build_config(args, env=os.environ) -> Config:
-    """Flags win over the environment variables (CORES_LIST, SUT_NAME, CPUSET, MEMORY_GB, ENGINES, MODEL,
-    REPEATS, MAX_ROUNDS, TIME_BUDGET, SEED, WARMUP, RUN_TIMEOUT_SEC, MODEL_PROGRESS_INTERVAL_SEC, QUIET_BUSY,
-    QUIET_WAIT_SEC); checks the host can run it."""
-    def pick(flag, var, default=None):
-        value = getattr(args, flag, None)
-        return value if value not in (None, "") else (env.get(var) or default)
+    """Flags win over the environment variables, which win over the defaults (all in run/settings.py);
+    checks the host can run it."""
+    def pick(dest, _var=None, default=None):  # the setting's flag, variable or default (run/settings.py)
+        return value(args, env, dest, default)
 
     host_cpus = usable_cpus()
     cpuset_text = pick("cpuset", "CPUSET")
@@ -199,8 +210,9 @@ def build_config(args, env=os.environ) -> Config:
     budget_min = _number(pick("time_budget", "TIME_BUDGET", DEFAULT_TIME_BUDGET_MIN), "TIME_BUDGET", float, 0)
     max_rounds = _number(pick("max_rounds", "MAX_ROUNDS", max(rounds, DEFAULT_MAX_ROUNDS)), "MAX_ROUNDS", int, 1)
     return Config(
-        sut=re.sub(r"[^A-Za-z0-9._-]+", "-", pick("sut", "SUT_NAME", socket.gethostname())),
-        model=pick("model", "MODEL", DEFAULT_MODEL),
+        sut=safe_name(pick("sut", "SUT_NAME") or re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()),
+                      "SUT_NAME"),
+        model=safe_name(pick("model", "MODEL", DEFAULT_MODEL), "MODEL"),
         engines=parse_engines(pick("engines", "ENGINES")),
         cores_list=list(dict.fromkeys(cores_list)),
         cpu_pool=pool,

@@ -17,6 +17,7 @@ from engines.serve.logs import SERVE_SUMMARY
 
 from ..files import ResultsWriteError, count_lines, read_bytes, read_json_object, write_atomic, write_json
 from ..layout import ROWS_FILE, RUN_FILE, SUMMARY_FILE
+from ..redact import scrub
 from .config import Cell, Config
 from .cpus import busy_seconds, foreign_share, format_cpu_list
 from .outputs import (
@@ -200,7 +201,7 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
                 remove_output_dir(out_dir)
         _collect(record, run_dir, state, wall, timed_out, stopped, stats_peak, copied)
         if start_error is not None:
-            record.status, record.error = START_FAILED, start_error
+            record.status, record.error = START_FAILED, scrub(_first_line(start_error))
         own = ((record.time_v or {}).get("user_s") or 0.0) + ((record.time_v or {}).get("system_s") or 0.0)
         if busy_before is not None and start_error is None:
             record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
@@ -214,7 +215,7 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
 
 
 def _start_failed(record: RunRecord, run_dir: Path, progress: RunProgress, error: str) -> RunRecord:
-    record.finished_at, record.status, record.error = now(), START_FAILED, error
+    record.finished_at, record.status, record.error = now(), START_FAILED, scrub(_first_line(error))
     write_json(run_dir / RUN_FILE, record.to_dict())
     progress.finish(record.status, 0.0)
     return record
@@ -272,7 +273,7 @@ def _collect(record: RunRecord, run_dir: Path, state: dict, wall: float, timed_o
     else:
         status, error = Status.FAILED, _last_error(run_dir / LOG_FILE) or f"exit code {exit_code}"
     engine_s = _number(summary.get("total_processing_s"))
-    record.finished_at, record.status, record.error = now(), str(status), _first_line(error)
+    record.finished_at, record.status, record.error = now(), str(status), scrub(_first_line(error))
     record.exit_code, record.oom_killed, record.timed_out, record.host_wall_s = exit_code, oom, timed_out, wall
     record.engine_elapsed_s = (time_v or {}).get("elapsed_s")
     record.engine_processing_s = engine_s
