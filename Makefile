@@ -5,15 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL ?= tiny.en
 # The comparison's settings reach `python -m harness` through the environment (see README).
-export MODEL CORES_LIST SUT_NAME CPUSET MEMORY_GB ENGINES REPEATS MAX_ROUNDS TIME_BUDGET SEED WARMUP RUN_TIMEOUT_SEC BATCH_SIZES
-export MODEL_PROGRESS_INTERVAL_SEC QUIET_BUSY QUIET_WAIT_SEC
-export AUDIO_DIR BASE_IMAGE RESULTS_DIR MODELS_DIR
+# The run settings are one table (harness/run/settings.py); `make help` lists them.
+export $(shell $(PYTHON) -m harness.run.settings --env-names)
+export BASE_IMAGE
 # `make serve` (docs/serving.md): MLPerf LoadGen's offline and server scenarios.
 export SCENARIOS LATENCY_BOUND_MS SERVE_DURATION_MS SERVE_MIN_QUERIES MLPERF_DURATIONS SEARCH_STEPS BATCH_WAIT_MS
 export AUDIT_PROBABILITY SERVE_LAYOUTS TDP_W_PER_CPU
 export DOCKER_BUILDKIT := 0
 
-.PHONY: venv system-deps docker images models audio compare serve calibrate discover fleet report test clean
+.PHONY: help venv system-deps docker images models audio compare serve calibrate discover fleet report test clean
 
 # The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
 # specs and pyproject.toml: nothing here names an engine. torch comes first, from PyTorch's CPU wheel index
@@ -31,6 +31,10 @@ $(VENV)/.installed: pyproject.toml Makefile engines/registry.py
 	touch $@
 
 venv: $(VENV)/.installed
+
+help:
+	@echo "make compare | calibrate | discover | serve | fleet | report | test; settings (environment or VAR=value):"
+	@$(PYTHON) -m harness.run.settings --help-lines
 
 # Speech synthesis for the corpus and the tests; libsndfile for soundfile.
 system-deps:

@@ -20,27 +20,9 @@ from .serve.settings import add_serve_arguments
 
 
 def add_run_arguments(p, engine_args: bool = True) -> None:
-    p.add_argument("--cores-list", help='core counts, e.g. "1 2 4" (env CORES_LIST; default: powers of two)')
-    p.add_argument("--sut", help="name of the system under test (env SUT_NAME; default: hostname)")
-    p.add_argument("--cpuset", help="host CPUs to draw from, e.g. 0-7 (env CPUSET; default: all usable)")
-    p.add_argument("--memory-gb", help="container memory limit in GiB (env MEMORY_GB; default 8)")
-    p.add_argument("--engines", help='e.g. "ort faster-whisper:int8" (env ENGINES; default: all)')
-    p.add_argument("--model", help="tiny.en, base or small (env MODEL; default tiny.en)")
-    p.add_argument("--repeats", help="rounds every cell runs before the race (env REPEATS; default 1)")
-    p.add_argument("--max-rounds", help="contenders race up to this many rounds (env MAX_ROUNDS; default 12)")
-    p.add_argument("--time-budget", dest="time_budget", help="minutes of container runs; contenders race while it "
-                   "lasts (env TIME_BUDGET; default 20; 0: no budget)")
-    p.add_argument("--seed", help="seed of each round's shuffled order (env SEED; default: the time, recorded)")
-    p.add_argument("--warmup", help="untimed warm-up transcriptions (env WARMUP; default 1)")
-    p.add_argument("--batch-sizes", dest="batch_sizes", help='e.g. "1 8": each size > 1 adds a throughput cell '
-                   'per batching engine (env BATCH_SIZES; default 1)')
-    p.add_argument("--timeout", help="seconds before a run is killed (env RUN_TIMEOUT_SEC; default 3600)")
-    p.add_argument("--heartbeat", help="seconds between heartbeat lines (env MODEL_PROGRESS_INTERVAL_SEC; 30)")
-    p.add_argument("--quiet-busy", help="busy share of a cell's CPUs above which a run waits (env QUIET_BUSY; 0.1)")
-    p.add_argument("--quiet-wait", help="seconds a run waits for quiet CPUs (env QUIET_WAIT_SEC; 30)")
-    p.add_argument("--results", help="results folder (env RESULTS_DIR; default results/)")
-    p.add_argument("--models-dir", dest="models_dir", help="model store (env MODELS_DIR; default models/)")
-    p.add_argument("--audio-dir", dest="audio_dir", help="corpus (env AUDIO_DIR; default audio/synth)")
+    from .run.settings import add_arguments
+
+    add_arguments(p)  # every run setting, from the one table (harness/run/settings.py)
     p.add_argument("--no-build", action="store_true", help="use the engine images as they are")
     p.add_argument("--no-report", action="store_true", help="skip scoring and the report")
     if engine_args:

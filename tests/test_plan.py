@@ -1,5 +1,6 @@
 """Configuration, CPU-set choice and time -v parsing (no Docker needed)."""
 from argparse import Namespace
+from pathlib import Path
 
 import pytest
 
@@ -70,7 +71,7 @@ def blank_args(**kw):
 
 
 def test_environment_configures_and_flags_win():
-    env = {"CORES_LIST": "1", "SUT_NAME": "my box/1", "MEMORY_GB": "4", "ENGINES": "ort:int8", "REPEATS": "3",
+    env = {"CORES_LIST": "1", "SUT_NAME": "my-box-1", "MEMORY_GB": "4", "ENGINES": "ort:int8", "REPEATS": "3",
            "WARMUP": "0", "MODEL_PROGRESS_INTERVAL_SEC": "7", "CPUSET": "0"}
     config = build_config(blank_args(), env)
     assert (config.sut, config.memory_gb, config.engines, config.rounds, config.warmup, config.heartbeat_s) == \
@@ -89,8 +90,25 @@ def test_bad_configuration_is_refused():
         build_config(blank_args(memory_gb="100000"), {})
     with pytest.raises(UserError, match="REPEATS='x' is not a number"):
         build_config(blank_args(repeats="x"), {})
+    with pytest.raises(UserError, match="SUT_NAME='../x': use letters"):
+        build_config(blank_args(sut="../x"), {})
     with pytest.raises(UserError, match="TIME_BUDGET='soon' is not a number"):
         build_config(blank_args(time_budget="soon"), {})
+
+
+def test_every_run_setting_has_a_flag_and_a_variable_from_one_table():
+    import argparse
+
+    from harness.cli import add_run_arguments
+    from harness.run.settings import SETTINGS, env_names
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser, engine_args=False)
+    flags = {a.dest for a in parser._actions}
+    assert {s.dest for s in SETTINGS} <= flags
+    assert len(env_names()) == len(set(env_names())) == len(SETTINGS)
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    assert "harness.run.settings --env-names" in makefile    # the Makefile exports what the table names
 
 
 def test_time_budget_in_minutes_and_zero_means_none():

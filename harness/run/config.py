@@ -19,23 +19,23 @@ from ..errors import UserError
 from ..layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS, cell_label, cell_name, shape_name
 from .cpus import choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list, usable_cpus
 from .housekeeping import split_pool
-from .settings import value
+from .settings import BY_DEST, value
 
-DEFAULT_MODEL = "tiny.en"
-DEFAULT_MEMORY_GB = 8
-DEFAULT_TIMEOUT_S = 3600
-DEFAULT_HEARTBEAT_S = 30
-# Every cell runs REPEATS rounds; contenders then race (evidence/racing.py) up to MAX_ROUNDS, inside the
-# time budget. One round for all is the screen; the budget goes where the answer is still open.
-DEFAULT_ROUNDS = 1
-DEFAULT_MAX_ROUNDS = 12
-# Minutes of container runs (setup, image builds and the report are outside). Sized so that the default
-# comparison (12 variants x 1 and 2 cores, ~5.4 min of audio) runs its screen and ~7 contender rounds on a
-# 2-vCPU host; evidence/simulate.py shows the false-winner rate and power this gives.
-DEFAULT_TIME_BUDGET_MIN = 20
+# The defaults live in the settings table (run/settings.py); these are its values as numbers, for the
+# dataclass below and the simulations. Every cell runs REPEATS rounds; contenders then race
+# (evidence/racing.py) up to MAX_ROUNDS inside TIME_BUDGET minutes of container runs (setup, image builds and
+# the report outside): sized so that the default comparison (12 variants x 1 and 2 cores, 3.5 min of audio)
+# runs its screen and several contender rounds on a 2-vCPU host; tests/test_statistics.py simulates the
+# false-winner rate and power this gives.
+DEFAULT_MODEL = BY_DEST["model"].default
+DEFAULT_ROUNDS = int(BY_DEST["repeats"].default)
+DEFAULT_MAX_ROUNDS = int(BY_DEST["max_rounds"].default)
+DEFAULT_TIME_BUDGET_MIN = float(BY_DEST["time_budget"].default)
+DEFAULT_TIMEOUT_S = float(BY_DEST["timeout"].default)
+DEFAULT_HEARTBEAT_S = float(BY_DEST["heartbeat"].default)
 # A cell's CPUs count as busy when another process used more than this share of them over the sample.
-DEFAULT_QUIET_BUSY = 0.10
-DEFAULT_QUIET_WAIT_S = 30
+DEFAULT_QUIET_BUSY = float(BY_DEST["quiet_busy"].default)
+DEFAULT_QUIET_WAIT_S = float(BY_DEST["quiet_wait"].default)
 
 
 @dataclass(frozen=True)
@@ -183,17 +183,17 @@ def host_memory_gb() -> float:
 def build_config(args, env=os.environ) -> Config:
     """Flags win over the environment variables, which win over the defaults (all in run/settings.py);
     checks the host can run it."""
-    def pick(dest, _var=None, default=None):  # the setting's flag, variable or default (run/settings.py)
+    def pick(dest, default=None):  # the setting's flag, variable or default (run/settings.py)
         return value(args, env, dest, default)
 
     host_cpus = usable_cpus()
-    cpuset_text = pick("cpuset", "CPUSET")
+    cpuset_text = pick("cpuset")
     pool = parse_cpu_list(cpuset_text) if cpuset_text else host_cpus
     outside = sorted(set(pool) - set(host_cpus))
     if outside:
         raise UserError(f"CPUSET {cpuset_text}: CPU {format_cpu_list(outside)} is not usable on this host "
                         f"(usable: {format_cpu_list(host_cpus)})")
-    cores_text = pick("cores_list", "CORES_LIST")
+    cores_text = pick("cores_list")
     if cores_text:
         cores_list = _int_list(cores_text, "CORES_LIST")
     else:
@@ -203,35 +203,34 @@ def build_config(args, env=os.environ) -> Config:
         where = f"CPUSET {cpuset_text}" if cpuset_text else "this host"
         raise UserError(f"CORES_LIST asks for {max(too_many)} cores but {where} has {len(pool)} usable CPUs "
                         f"({format_cpu_list(pool)}): use core counts up to {len(pool)}")
-    memory_gb = _number(pick("memory_gb", "MEMORY_GB", DEFAULT_MEMORY_GB), "MEMORY_GB", float, 0.1)
+    memory_gb = _number(pick("memory_gb"), "MEMORY_GB", float, 0.1)
     if memory_gb > host_memory_gb():
         raise UserError(f"MEMORY_GB={memory_gb:g} is more than this host's {host_memory_gb():.1f} GiB of memory")
-    rounds = _number(pick("repeats", "REPEATS", DEFAULT_ROUNDS), "REPEATS", int, 1)
-    budget_min = _number(pick("time_budget", "TIME_BUDGET", DEFAULT_TIME_BUDGET_MIN), "TIME_BUDGET", float, 0)
-    max_rounds = _number(pick("max_rounds", "MAX_ROUNDS", max(rounds, DEFAULT_MAX_ROUNDS)), "MAX_ROUNDS", int, 1)
+    rounds = _number(pick("repeats"), "REPEATS", int, 1)
+    budget_min = _number(pick("time_budget"), "TIME_BUDGET", float, 0)
+    max_rounds = _number(pick("max_rounds"), "MAX_ROUNDS", int, 1)
     return Config(
-        sut=safe_name(pick("sut", "SUT_NAME") or re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()),
+        sut=safe_name(pick("sut") or re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()),
                       "SUT_NAME"),
-        model=safe_name(pick("model", "MODEL", DEFAULT_MODEL), "MODEL"),
-        engines=parse_engines(pick("engines", "ENGINES")),
+        model=safe_name(pick("model"), "MODEL"),
+        engines=parse_engines(pick("engines")),
         cores_list=list(dict.fromkeys(cores_list)),
         cpu_pool=pool,
         memory_gb=memory_gb,
         rounds=rounds,
         max_rounds=max(max_rounds, rounds),
         time_budget_s=budget_min * 60.0 if budget_min > 0 else None,
-        seed=_number(pick("seed", "SEED", int(time.time())), "SEED", int, 0),
-        warmup=_number(pick("warmup", "WARMUP", 1), "WARMUP", int, 0),
-        timeout_s=_number(pick("timeout", "RUN_TIMEOUT_SEC", DEFAULT_TIMEOUT_S), "RUN_TIMEOUT_SEC", float, 1),
-        heartbeat_s=_number(pick("heartbeat", "MODEL_PROGRESS_INTERVAL_SEC", DEFAULT_HEARTBEAT_S),
-                            "MODEL_PROGRESS_INTERVAL_SEC", float, 1),
-        quiet_busy=_number(pick("quiet_busy", "QUIET_BUSY", DEFAULT_QUIET_BUSY), "QUIET_BUSY", float, 0),
-        quiet_wait_s=_number(pick("quiet_wait", "QUIET_WAIT_SEC", DEFAULT_QUIET_WAIT_S), "QUIET_WAIT_SEC", float, 0),
-        results_dir=Path(pick("results", "RESULTS_DIR", DEFAULT_RESULTS)),
-        models_dir=Path(pick("models_dir", "MODELS_DIR", DEFAULT_MODELS)),
-        audio_dir=Path(pick("audio_dir", "AUDIO_DIR", DEFAULT_AUDIO)),
+        seed=_number(pick("seed", default=int(time.time())), "SEED", int, 0),
+        warmup=_number(pick("warmup"), "WARMUP", int, 0),
+        timeout_s=_number(pick("timeout"), "RUN_TIMEOUT_SEC", float, 1),
+        heartbeat_s=_number(pick("heartbeat"), "MODEL_PROGRESS_INTERVAL_SEC", float, 1),
+        quiet_busy=_number(pick("quiet_busy"), "QUIET_BUSY", float, 0),
+        quiet_wait_s=_number(pick("quiet_wait"), "QUIET_WAIT_SEC", float, 0),
+        results_dir=Path(pick("results", default=DEFAULT_RESULTS)),
+        models_dir=Path(pick("models_dir", default=DEFAULT_MODELS)),
+        audio_dir=Path(pick("audio_dir", default=DEFAULT_AUDIO)),
         engine_args=list(getattr(args, "engine_args", None) or []),
-        batch_sizes=list(dict.fromkeys(_int_list(pick("batch_sizes", "BATCH_SIZES", "1"), "BATCH_SIZES"))),
+        batch_sizes=list(dict.fromkeys(_int_list(pick("batch_sizes"), "BATCH_SIZES"))),
     )
 
 
