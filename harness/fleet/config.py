@@ -24,11 +24,12 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..models.sources import NAME_RE
+from ..run.settings import SETTINGS
 
 SUT_KEYS = {"docker", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "ssh_client", "insecure", "cpuset",
             "memory_gb", "cores_list", "price_per_core_hour"}
 TLS_FILES = ("tls_ca", "tls_cert", "tls_key")
-DEFAULT_KEYS = {"model", "engines", "repeats", "max_rounds", "warmup", "timeout", "seed", "batch_sizes"}
+DEFAULT_KEYS = {s.dest for s in SETTINGS if s.fleet}   # the run settings a fleet file may set (run/settings.py)
 
 
 @dataclass(frozen=True)

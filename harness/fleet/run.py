@@ -11,6 +11,7 @@ comparison across them) follow.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import threading
@@ -24,8 +25,7 @@ from ..errors import UserError
 from ..files import read_json, write_json
 from ..layout import round_dirs
 from ..redact import endpoint_alias, scrub
-from ..run.config import DEFAULT_MODEL, Config, parse_engines, plan_cells
-from ..run.cpus import default_cores_list, format_cpu_list, parse_cpu_list
+from ..run.config import Config, build_config, plan_cells
 from ..run.progress import fmt_duration, set_prefix
 from .config import Fleet, FleetSut
 
@@ -33,23 +33,17 @@ FLEET_FILE = "fleet.json"   # results/: each SUT's outcome in the last fleet run
 
 
 def sut_config(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Path, n_cpus: int) -> Config:
-    d = fleet.defaults
-    pool = parse_cpu_list(sut.cpuset) if sut.cpuset else list(range(n_cpus))
-    if not pool or max(pool) >= n_cpus:
-        raise UserError(f"{sut.name}: cpuset {sut.cpuset} is outside the host's {n_cpus} CPUs")
-    cores = [int(c) for c in str(sut.cores_list).replace(",", " ").split()] if sut.cores_list else \
-        default_cores_list(len(pool))
-    if max(cores) > len(pool):
-        raise UserError(f"{sut.name}: cores_list asks for {max(cores)} cores but its cpuset "
-                        f"{format_cpu_list(pool)} has {len(pool)}")
-    rounds = int(d.get("repeats", 3))
-    return Config(sut=sut.name, model=d.get("model", DEFAULT_MODEL), engines=parse_engines(d.get("engines")),
-                  cores_list=cores, cpu_pool=pool, memory_gb=float(sut.memory_gb or 8), rounds=rounds,
-                  max_rounds=max(int(d.get("max_rounds", rounds)), rounds), seed=int(d.get("seed", time.time())),
-                  warmup=int(d.get("warmup", 1)), timeout_s=float(d.get("timeout", 3600)), results_dir=results,
-                  models_dir=models, audio_dir=audio,
-                  batch_sizes=[int(b) for b in str(d.get("batch_sizes", "1")).split()],
-                  price_per_core_hour=sut.price_per_core_hour)
+    """The SUT's configuration through the same table, defaults and checks as `harness run` (run/settings.py):
+    the fleet file's [defaults] and the SUT's own keys as flags, that machine's CPUs as the host's."""
+    values = {**fleet.defaults, "sut": sut.name, "cpuset": sut.cpuset, "cores_list": sut.cores_list,
+              "memory_gb": sut.memory_gb, "results": str(results), "models_dir": str(models),
+              "audio_dir": str(audio)}
+    args = argparse.Namespace(**{k: None if v is None else str(v) for k, v in values.items()})
+    try:
+        config = build_config(args, env={}, host_cpus=list(range(n_cpus)), host_memory=float("inf"))
+    except UserError as exc:
+        raise UserError(f"{sut.name}: {exc}") from None
+    return dataclasses.replace(config, price_per_core_hour=sut.price_per_core_hour)
 
 
 def complete(config: Config, cell) -> bool:

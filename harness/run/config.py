@@ -180,13 +180,15 @@ def host_memory_gb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def build_config(args, env=os.environ) -> Config:
+def build_config(args, env=os.environ, host_cpus: list[int] | None = None,
+                 host_memory: float | None = None) -> Config:
     """Flags win over the environment variables, which win over the defaults (all in run/settings.py);
     checks the host can run it."""
     def pick(dest, default=None):  # the setting's flag, variable or default (run/settings.py)
         return value(args, env, dest, default)
 
-    host_cpus = usable_cpus()
+    host_cpus = usable_cpus() if host_cpus is None else host_cpus   # a fleet SUT passes its own machine's
+    host_memory = host_memory_gb() if host_memory is None else host_memory
     cpuset_text = pick("cpuset")
     pool = parse_cpu_list(cpuset_text) if cpuset_text else host_cpus
     outside = sorted(set(pool) - set(host_cpus))
@@ -204,8 +206,8 @@ def build_config(args, env=os.environ) -> Config:
         raise UserError(f"CORES_LIST asks for {max(too_many)} cores but {where} has {len(pool)} usable CPUs "
                         f"({format_cpu_list(pool)}): use core counts up to {len(pool)}")
     memory_gb = _number(pick("memory_gb"), "MEMORY_GB", float, 0.1)
-    if memory_gb > host_memory_gb():
-        raise UserError(f"MEMORY_GB={memory_gb:g} is more than this host's {host_memory_gb():.1f} GiB of memory")
+    if memory_gb > host_memory:
+        raise UserError(f"MEMORY_GB={memory_gb:g} is more than this host's {host_memory:.1f} GiB of memory")
     rounds = _number(pick("repeats"), "REPEATS", int, 1)
     budget_min = _number(pick("time_budget"), "TIME_BUDGET", float, 0)
     max_rounds = _number(pick("max_rounds"), "MAX_ROUNDS", int, 1)
