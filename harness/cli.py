@@ -109,7 +109,7 @@ def _compare(args) -> None:
 
 
 def _calibrate(args) -> None:
-    from .run.calibrate import DEFAULT_BUDGET_MIN, DEFAULT_VARIANT, calibrate
+    from .calibrate import DEFAULT_BUDGET_MIN, DEFAULT_VARIANT, calibrate
     from .run.config import build_config
 
     if not args.engines:

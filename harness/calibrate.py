@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from ..files import write_json
-from .config import Cell, Config, plan_cells
+from .files import write_json
+from .run.config import Cell, Config, plan_cells
 
 AREA = "calibration"
 DEFAULT_VARIANT = ("ort", "int8")
@@ -47,16 +47,16 @@ def noise(rows: list[dict]) -> dict:
 
 
 def calibrate(config: Config, build: bool = True, budget_min: float = DEFAULT_BUDGET_MIN) -> dict:
-    from ..evidence.gate import add_derived
-    from ..evidence.records import collect_cells
-    from ..evidence.rows import row_from_cell
-    from ..evidence.simulate import SimCell, rates
-    from ..evidence.stats import resolvable_ratio
-    from ..evidence.verdicts import contests, decide
-    from ..report.answer import question
-    from ..report.verdict_text import verdict_lines
-    from ..scoring.score import score_results
-    from .loop import run_comparison
+    from .evidence.gate import add_derived
+    from .evidence.records import collect_cells
+    from .evidence.rows import row_from_cell
+    from .evidence.simulate import SimCell, rates
+    from .evidence.stats import resolvable_ratio
+    from .evidence.verdicts import contests, decide
+    from .report.answer import question
+    from .report.verdict_text import verdict_lines
+    from .run.loop import run_comparison
+    from .scoring.score import score_results
 
     config = dataclasses.replace(config, area=AREA)
     run_comparison(config, build=build, cells=aa_cells(config))
