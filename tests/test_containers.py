@@ -290,3 +290,58 @@ def test_compose_runs_one_engine_with_the_same_limits(tmp_path, open_clips, tiny
     assert read_time_file(cell / "time.txt")["exit_status"] == 0
     cgroup = json.loads((cell / "cgroup_memory.json").read_text())
     assert cgroup["limit"] == str(2 * 2**30) and cgroup["peak_bytes"] > 0
+
+
+def test_the_harness_and_dockerd_move_to_a_housekeeping_cpu_and_back(tmp_path, open_clips, tiny_model, ort_image):
+    from harness.run.housekeeping import _daemon_pids
+    from harness.run.loop import run_comparison
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    daemons = _daemon_pids()
+    before = {pid: os.sched_getaffinity(pid) for pid in daemons}
+    config = make_config(tmp_path, open_clips, cpuset="0-1", cores_list="1")
+    [record] = run_comparison(config, build=False)
+    assert record["status"] == "ok" and record["cpuset"] == "1"          # the cell off CPU 0
+    plan = json.loads((config.sut_dir / "plan.json").read_text())
+    assert plan["housekeeping"]["cpu"] == 0 and plan["housekeeping"]["pinned_daemon_threads"] > 0
+    assert {pid: os.sched_getaffinity(pid) for pid in daemons} == before  # restored
+    assert os.sched_getaffinity(0) == {0, 1}
+
+
+def test_a_run_under_load_is_re_run_once_and_the_loaded_attempt_is_kept(tmp_path, open_clips, tiny_model, ort_image):
+    """A busy loop on the cell's CPU during the first attempt: the run is re-run, the loaded one kept aside."""
+    import threading
+    import time
+
+    from harness.run import loop
+
+    config = make_config(tmp_path, open_clips, quiet_busy="0.3")
+    stop = threading.Event()
+    original = loop.wait_until_quiet
+    calls = []
+
+    def loaded_once(cpus, cfg):
+        calls.append(1)
+        if len(calls) == 1:  # load the CPU for the first attempt only, from a child process pinned there
+            proc = subprocess.Popen(["taskset", "-c", "0", "python3", "-c", "while True: pass"])
+            threading.Thread(target=lambda: (stop.wait(30), proc.kill()), daemon=True).start()
+            time.sleep(1.5)
+        else:
+            stop.set()
+            time.sleep(0.5)
+        return original(cpus, cfg)
+
+    loop.wait_until_quiet = loaded_once
+    try:
+        records = loop.run_comparison(config, build=False)
+    finally:
+        loop.wait_until_quiet = original
+        stop.set()
+    assert len(records) == 2 and (records[0]["quiet"]["loaded"] or records[0]["foreign_busy_share"] > 0.3)
+    cell_dir = config.shape_dir(1) / "ort-tiny.en-fp32"
+    assert (cell_dir / "round-1-loaded" / "run.json").is_file() and (cell_dir / "round-1" / "run.json").is_file()
+    from harness.evidence.records import build_cell_record
+
+    record = build_cell_record(cell_dir, scored=False)
+    assert record["loaded_attempts"] and record["rounds"][0]["status"] == "ok"
