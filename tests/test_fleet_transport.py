@@ -163,3 +163,14 @@ def test_the_plan_names_its_folders_relative_to_the_repository(tmp_path):
     plan = config.as_dict()
     assert (plan["results_dir"], plan["models_dir"], plan["audio_dir"]) == ("results", "models", "<outside>/corpus")
     assert str(ROOT) not in json.dumps(plan)
+
+
+def test_tracked_results_hold_no_home_path_user_name_or_user_at():
+    import getpass
+    import subprocess
+
+    patterns = ["/home/", "/root/", "/Users/", str(ROOT), r"[A-Za-z0-9._-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+",
+                rf"\b{getpass.getuser()}\b" if getpass.getuser() != "root" else "/root\\b"]
+    proc = subprocess.run(["git", "grep", "-InE", "|".join(patterns), "--", "results", "examples"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout[:2000]  # 1: nothing found
