@@ -1,7 +1,8 @@
 """`openvino`: openvino-genai's WhisperPipeline on the store's OpenVINO IR (fp32, int8 weights).
 
-`fp32` pins the inference precision to f32: on a CPU with BF16 (AMX, AVX512-BF16) OpenVINO would
-otherwise compute in bf16; `bf16` asks for bf16 on purpose, as its own variant. The pipeline's own
+`fp32` and `int8` (8-bit weights) pin the inference precision to f32: on a CPU with BF16 (AMX,
+AVX512-BF16) OpenVINO would otherwise compute in bf16, so the same variant would mean different arithmetic
+on different hosts; `bf16` and `int8-bf16` ask for bf16 on purpose, as their own variants. The pipeline's own
 long-form algorithm decodes 30 s windows one after another with timestamps, but never with the previous
 window's text as prompt: its prompt per window (context_tokens.cpp, `get_prompt_tokens`) is
 <|startofprev|> + `initial_prompt` (the first window only) + `hotwords` (one fixed text, every window),
@@ -17,6 +18,9 @@ from .base import MAX_NEW_TOKENS_DEFAULT, Engine, FileResult, package_versions
 from .registry import spec
 
 REQUIRED = ("openvino_encoder_model.xml", "openvino_tokenizer.xml", "openvino_detokenizer.xml")
+# Variants computing in bf16 on purpose; every other variant pins f32 activations, whatever the CPU. On a
+# CPU with AVX512-BF16 or AMX, OpenVINO's own default is bf16: `int8-bf16` is what its users get there.
+BF16_HINT_VARIANTS = {"bf16": "bf16", "int8-bf16": "bf16"}
 NO_CONDITIONING_NOTE = (
     "no previous-text conditioning: openvino-genai's WhisperPipeline decodes every 30 s window after the first "
     "without the previous window's text as prompt (its only prompts are initial_prompt, first window only, and "
@@ -33,7 +37,7 @@ class OpenvinoEngine(Engine):
         for name in REQUIRED:
             if not (ov_dir / name).is_file():
                 raise FileNotFoundError(f"{ov_dir / name}: model file is missing")
-        hint = "bf16" if self.precision == "bf16" else "f32"
+        hint = BF16_HINT_VARIANTS.get(self.precision, "f32")
         self.pipe = openvino_genai.WhisperPipeline(str(ov_dir), "CPU", INFERENCE_PRECISION_HINT=hint,
                                                    INFERENCE_NUM_THREADS=self.threads, NUM_STREAMS=1)
         s = self.settings

@@ -78,17 +78,21 @@ SPECS: dict[str, EngineSpec] = {s.name: s for s in (
                "batch size", convention="hf-pipeline", batching=True),
     EngineSpec("whisper-cpp", "engines.whisper_cpp_engine:WhisperCppEngine",
                {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp",
-               "whisper.cpp (pywhispercpp's bundled build) on the project's own ggml files; no fp32: the "
-               "bundled build needs f16 conv kernels", default_variant="f16", compare_variants=("f16", "q8_0")),
+               "whisper.cpp (pywhispercpp's bundled build) on ggml files the project writes byte for byte as "
+               "whisper.cpp's converter and quantize tool do; no fp32: the bundled build needs f16 conv kernels",
+               default_variant="f16", compare_variants=("f16", "q8_0")),
     EngineSpec("whisper-cpp-native", "engines.whisper_cpp_engine:WhisperCppNativeEngine",
                {"f16": "ggml", "q8_0": "ggml", "q5_0": "ggml"}, "engine-whisper-cpp-native",
                "the same bindings with whisper.cpp compiled in the image for the host's CPU (GGML_NATIVE, as "
                "its users build it); the image is tied to that CPU family", default_variant="f16",
                compare_variants=("f16", "q8_0")),
     EngineSpec("openvino", "engines.openvino_engine:OpenvinoEngine",
-               {"fp32": "openvino", "bf16": "openvino", "int8": "openvino-int8"}, "engine-openvino",
+               {"fp32": "openvino", "bf16": "openvino", "int8": "openvino-int8", "int8-bf16": "openvino-int8"},
+               "engine-openvino",
                "openvino-genai's WhisperPipeline on OpenVINO IR exported with optimum-intel; fp32 pinned to f32 "
-               "arithmetic, bf16 its own variant (for CPUs with AVX512-BF16 or AMX), int8 = 8-bit weights",
+               "arithmetic, bf16 its own variant (for CPUs with AVX512-BF16 or AMX), int8 = 8-bit weights with f32 "
+               "activations pinned, int8-bf16 = the same files with bf16 activations (OpenVINO's own default on "
+               "those CPUs)",
                compare_variants=("fp32", "int8")),
 )}
 # Installed beside every engine's group (pyproject's [tool.whisper-bench] every-engine): LoadGen for serving.
