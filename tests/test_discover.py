@@ -70,6 +70,7 @@ def test_ranking_names_the_recommended_build_ties_and_gate_failures(tmp_path):
         make_cell(results, "container_1c4g", f"ort-tiny.en-{name}", rtf=rtf, wer=wer, seed=seed, sut=area)
     make_cell(results, "container_1c4g", "ort-tiny.en-user-broken", status="failed", rounds=1, sut=area)
     make_cell(results, "container_1c4g", "faster-whisper-tiny.en-int8", rtf=0.060, wer=0.10, seed=5, sut=area)
+    make_cell(results, "container_1c4g", "openai-whisper-tiny.en-fp32", rtf=0.1, wer=0.10, seed=6, sut="vm")  # gate
     md = write_ranking(_config(tmp_path), {"fused": {"skipped": "ValueError: nothing to fuse"}})
     text = md.read_text()
     # q4-b32 is fastest but fails the gate (WER 30 % against 10 %); q8-b32 and q8-b64 cannot be told apart

@@ -207,7 +207,7 @@ def test_two_prepares_of_one_model_run_one_after_the_other(tmp_path, monkeypatch
 
 
 def test_discover_variants_never_follows_or_changes_a_users_links_and_files(tmp_path):
-    from harness.discover.builds import import_user_builds
+    from harness.discover.user_builds import import_user_builds
 
     mine = tmp_path / "mine"
     (mine / "fast").mkdir(parents=True)
@@ -229,3 +229,35 @@ def test_discover_variants_never_follows_or_changes_a_users_links_and_files(tmp_
     assert (build / "encoder.onnx").stat().st_ino != model.stat().st_ino
     assert any("decoder.onnx skipped: a link" in line for line in lines)
     assert any("linked-folder: skipped: a link" in line for line in lines)
+
+
+def test_each_engine_image_lock_pins_its_group_with_hashes():
+    """docker/locks/<group>.txt (docker/lock.py) holds every pin of its group at the same version, each line
+    with a sha256: a pin changed in pyproject.toml without re-locking fails here, not in an image build."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from conftest import ROOT
+
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    engine_groups = [g for g in groups if g.startswith("engine-")]
+    locks = {p.stem: p for p in (ROOT / "docker" / "locks").glob("*.txt")}
+    assert sorted(locks) == sorted(engine_groups)
+    for group, lock in locks.items():
+        pinned = {}
+        for line in lock.read_text().splitlines():
+            if not line or line.startswith(("#", "--")):
+                continue
+            requirement, _, digest = line.partition(" --hash=sha256:")
+            assert re.fullmatch(r"[0-9a-f]{64}", digest), line
+            name, _, version = requirement.partition("==")
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version.split("+")[0]
+        wanted = []
+        for mode in ([], ["--no-deps"], ["--torch"]):
+            out = subprocess.run([sys.executable, str(ROOT / "docker" / "requirements.py"), *mode, group],
+                                 capture_output=True, text=True, check=True).stdout
+            wanted += [ln for ln in out.splitlines() if "==" in ln and not ln.startswith("--")]
+        for requirement in wanted:
+            name, _, version = requirement.partition("==")
+            assert pinned.get(re.sub(r"[-_.]+", "-", name).lower()) == version, f"{group}: {requirement}"

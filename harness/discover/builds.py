@@ -9,24 +9,21 @@ onnxruntime is skipped, and its reason is kept for the report.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
-import stat
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engines.ort.model import CROSS_KV, DECODER_WITH_PAST, ENCODER
 from engines.registry import BUILD_FILE, BUILDS_DIR
 
-from ..models.onnx_format import SIDE_FILES, quantize_int8_file
+from ..models.onnx_format import SIDE_FILES
+from ..models.onnx_transforms import FP32, TRANSFORMS
 
 GRAPHS = (ENCODER, CROSS_KV, DECODER_WITH_PAST)
 PORTABLE = "any x86-64 (onnxruntime picks kernels at run time)"
-FP32 = "fp32"
 
 
 @dataclass(frozen=True)
@@ -38,193 +35,11 @@ class Recipe:
     session_level: str = "all"  # the graph optimisation level `ort` loads the build with
 
 
-def _levels():
-    import onnxruntime as ort
-
-    return {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-
-
 def host_isa() -> list[str]:
     from ..run.host import fingerprint
 
     return fingerprint()["isa"]
 
-
-def _copy(src: Path, dst: Path, _config: dict) -> None:
-    shutil.copyfile(src, dst)
-
-
-def _offline(level: str) -> Callable:
-    def run(src: Path, dst: Path, _config: dict) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = _levels()[level]
-        opts.optimized_model_filepath = str(dst)
-        opts.intra_op_num_threads = 1
-        ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
-    return run
-
-
-def _fused(src: Path, dst: Path, config: dict) -> None:
-    """onnxruntime's transformer optimizer, BART rules (Whisper's encoder-decoder layout): attention,
-    layer norm, skip layer norm, bias and GELU fusions, without onnxruntime's own graph passes."""
-    import logging
-
-    from onnxruntime.transformers import optimizer
-
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    model = optimizer.optimize_model(str(src), model_type="bart", num_heads=config["decoder_attention_heads"],
-                                     hidden_size=config["d_model"], opt_level=0)
-    model.save_model_to_file(str(dst), use_external_data_format=False)
-
-
-def _nbits(bits: int, block: int) -> Callable:
-    def run(src: Path, dst: Path, _config: dict) -> None:
-        quantize_int8_file(src, dst, bits, block)
-    return run
-
-
-def _dynamic_qoperator(src: Path, dst: Path, _config: dict) -> None:
-    """Dynamic int8 in operator form: MatMulInteger on int8 weights per output channel, activations
-    quantised per tensor at run time (DynamicQuantizeLinear)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"])
-
-
-def _symmetric_int8(w, axis: int):
-    """Symmetric int8 of a float32 matrix, one float32 scale per slice across `axis` (kept as a size-1
-    axis): (int8 values, scales)."""
-    import numpy as np
-
-    scale = (np.maximum(np.abs(w).max(axis=axis, keepdims=True), 1e-12) / 127.0).astype(np.float32)
-    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
-
-
-def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
-    """int8 weights per output channel in QDQ form: a DequantizeLinear (int8, one scale per column,
-    symmetric) in front of each MatMul on a constant weight, which onnxruntime may fuse when it loads
-    the graph or else run as a dequantise and an fp32 product. Written here: onnxruntime's weight-only
-    quantiser makes 8-bit QDQ only for Gather, not for MatMul."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    done: dict[str, str] = {}
-    for node in graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in inits:
-            continue
-        name = node.input[1]
-        if name not in done:
-            w = numpy_helper.to_array(inits[name]).astype(np.float32)
-            if w.ndim != 2:
-                continue
-            q, scale = _symmetric_int8(w, axis=0)
-            scale = scale.reshape(-1)
-            graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                      numpy_helper.from_array(scale, f"{name}_scale"),
-                                      numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), f"{name}_zero")])
-            graph.node.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
-                                               [f"{name}_dequantized"], axis=1, name=f"{name}_DequantizeLinear"))
-            done[name] = f"{name}_dequantized"
-        node.input[1] = done[name]
-    if not done:
-        raise ValueError("no MatMul with a constant weight to quantise")
-    used = {i for n in graph.node for i in n.input}
-    for name in done:
-        if name not in used:
-            graph.initializer.remove(inits[name])
-    _topological_save(model, dst)
-
-
-def _int8_embedding(src: Path, dst: Path, config: dict) -> None:
-    """The token embedding as int8 rows with one scale per row: the lookup gathers int8 rows and their
-    scales, then casts and multiplies (standard operators). The logits' projection keeps its own weights
-    (transposed at export, quantised by the step before), so only the lookup reads this table, and its
-    fp32 copy (vocabulary x d_model x 4 bytes: 106 MB on base) leaves memory. A graph without the
-    embedding (the cross-attention K/V) is copied."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    nodes, replaced = [], []
-    for node in graph.node:
-        nodes.append(node)
-        table = inits.get(node.input[0]) if node.op_type == "Gather" and node.input else None
-        if table is None or list(table.dims) != [config["vocab_size"], config["d_model"]]:
-            continue
-        q, scale = _symmetric_int8(numpy_helper.to_array(table).astype(np.float32), axis=1)
-        name, out = node.input[0], node.output[0]
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8_rows"),
-                                  numpy_helper.from_array(scale, f"{name}_row_scale")])  # (vocab, 1)
-        node.input[0], node.output[0] = f"{name}_int8_rows", f"{out}_int8"
-        nodes += [helper.make_node("Gather", [f"{name}_row_scale", node.input[1]], [f"{out}_scale"]),
-                  helper.make_node("Cast", [f"{out}_int8"], [f"{out}_cast"], to=onnx.TensorProto.FLOAT),
-                  helper.make_node("Mul", [f"{out}_cast", f"{out}_scale"], [out])]
-        replaced.append(name)
-    if not replaced:
-        shutil.copyfile(src, dst)
-        return
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {i for n in graph.node for i in n.input}
-    for name in replaced:
-        if name not in used:
-            graph.initializer.remove(inits[name])
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
-
-
-def _then(first: Callable, second: Callable) -> Callable:
-    """Two transforms in turn."""
-    def run(src: Path, dst: Path, config: dict) -> None:
-        middle = dst.with_name(dst.name + ".step1")
-        first(src, middle, config)
-        try:
-            second(middle, dst, config)
-        finally:
-            middle.unlink(missing_ok=True)
-    return run
-
-
-def _topological_save(model, dst: Path) -> None:
-    """Put each appended DequantizeLinear before its first consumer (ONNX requires sorted nodes) and save."""
-    import onnx
-
-    nodes = list(model.graph.node)
-    dq = {n.output[0]: n for n in nodes if n.op_type == "DequantizeLinear"}
-    ordered, placed = [], set()
-    for node in nodes:
-        if node.op_type == "DequantizeLinear" and node.output[0] in dq:
-            continue
-        for inp in node.input:
-            if inp in dq and inp not in placed:
-                ordered.append(dq[inp])
-                placed.add(inp)
-        ordered.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(ordered)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
-
-
-TRANSFORMS: dict[str, Callable] = {
-    FP32: _copy,
-    "opt-basic": _offline("basic"), "opt-extended": _offline("extended"), "opt-all": _offline("all"),
-    "fused": _fused, "int8-dynamic": _dynamic_qoperator, "int8-qdq": _qdq_per_channel,
-    **{f"q{bits}-b{block}": _nbits(bits, block) for bits in (8, 4) for block in (32, 64, 128)},
-    "q8-b128-emb8": _then(_nbits(8, 128), _int8_embedding),
-}
 
 _NBITS_HOW = "MatMulNBits {bits}-bit symmetric weights in blocks of {block}, int8 compute (accuracy level 4)"
 RECIPES: tuple[Recipe, ...] = (
@@ -324,59 +139,3 @@ def _same_file(a: Path, b: Path) -> bool:
             if chunk != fb.read(1 << 22):
                 return False
     return True
-
-
-def import_user_builds(variants_dir: Path, model_dir: Path, log=print) -> dict[str, dict]:
-    """Each folder under variants_dir becomes `user-<folder>` in the store, with a variant.json when it has
-    none. Only regular files are taken: a link (to a folder or a file) is skipped with a line and never
-    followed, and the user's files are never changed (hard-linked when already readable by everyone on the
-    same file system, else copied). Nothing else is checked here: a folder `ort` cannot load is a failed
-    row of the ranking, with its reason."""
-    out = {}
-    for folder in sorted(variants_dir.iterdir()):
-        if folder.is_symlink() or not folder.is_dir():
-            if folder.is_symlink():
-                log(f"{folder}: skipped: a link (builds are taken from real folders only)")
-            continue
-        name = folder.name if folder.name.startswith("user-") else f"user-{folder.name}"
-        dst = model_dir / BUILDS_DIR / name
-        if dst.resolve() != folder.resolve():
-            shutil.rmtree(dst, ignore_errors=True)
-            dst.mkdir(parents=True)
-            for file in sorted(folder.iterdir()):
-                problem = _take_file(file, dst / file.name)
-                if problem:
-                    log(f"build {name}: {file.name} skipped: {problem}")
-        info = json.loads((dst / BUILD_FILE).read_text()) if (dst / BUILD_FILE).is_file() else {}
-        info = {"how": "the user's own build", "targets": "unknown (the user's build)", **info,
-                "name": name, "origin": f"user: {folder.name}",
-                "size_mb": round(sum(p.stat().st_size for p in dst.iterdir() if p.is_file()) / 1e6, 1)}
-        (dst / BUILD_FILE).unlink(missing_ok=True)  # a hard link to the user's own file: never write through it
-        (dst / BUILD_FILE).write_text(json.dumps(info, indent=1) + "\n")
-        log(f"build {name}: taken from {folder}")
-        out[name] = info
-    return out
-
-
-def _take_file(src: Path, dst: Path) -> str | None:
-    """One of the user's files into the store, never through a link; what stood in the way, or None."""
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        return "a link (never followed)" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        if st.st_mode & 0o444 == 0o444:  # the containers can read it as it is: share it, change nothing
-            try:
-                os.link(f"/proc/self/fd/{fd}", dst, follow_symlinks=True)
-                return None
-            except OSError:
-                pass  # another file system (or no /proc): a copy
-        with os.fdopen(os.dup(fd), "rb") as source, open(dst, "xb") as target:
-            shutil.copyfileobj(source, target, 1 << 22)
-        os.chmod(dst, 0o644)  # the store's own copy
-        return None
-    finally:
-        os.close(fd)

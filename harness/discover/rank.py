@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engines.registry import BUILD_FILE, BUILDS_DIR
+from engines.registry import BASELINE_ENGINE, BUILD_FILE, BUILDS_DIR, SPECS
 
 from ..evidence.gate import apply_gate, gated
 from ..evidence.records import build_cell_record, collect_cells
@@ -53,13 +53,18 @@ def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
                        size_mb=info.get("size_mb"))
         else:
             row.update(build=f"{row['engine']} {row['variant']}", how="reference engine", targets="")
-        run = (record.get("accuracy") or {}).get("baseline_run")
-        if run and baseline_cell is None:
-            round_dir = area / record["shape"] / record["cell"] / f"round-{record['accuracy']['round']}"
+        accuracy = record.get("accuracy") or {}
+        run = accuracy.get("baseline_run")
+        if run and baseline_cell is None and accuracy.get("rounds"):
+            round_dir = area / record["shape"] / record["cell"] / f"round-{accuracy['rounds'][0]}"
             target = Path(os.path.normpath(round_dir / run))
             if (target.parent / "cell.json").is_file() or target.is_dir():
                 baseline_cell = target.parent
         rows.append(row)
+    if baseline_cell is None:  # the declared reference in the SUT's own folder (make compare's, or discover's)
+        name = f"{BASELINE_ENGINE}-{config.model}-{SPECS[BASELINE_ENGINE].default_variant}"
+        found = sorted(p for p in (config.results_dir / config.sut).glob(f"container_*/{name}") if p.is_dir())
+        baseline_cell = found[0] if found else None
     baseline_row = None
     if baseline_cell is not None:
         baseline_record = build_cell_record(baseline_cell) if round_dirs(baseline_cell) else \

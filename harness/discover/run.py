@@ -63,8 +63,9 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
     from ..report import write_report
     from ..run.loop import corpus_id, run_comparison, validate_inputs
     from ..scoring.score import score_results
-    from .builds import RECIPE_NAMES, generate, import_user_builds
+    from .builds import RECIPE_NAMES, generate
     from .rank import write_ranking
+    from .user_builds import import_user_builds
 
     unknown = sorted(set(builds or []) - set(RECIPE_NAMES))
     if unknown:
