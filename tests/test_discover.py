@@ -6,6 +6,7 @@ import pytest
 from results_fixture import DECODING, make_cell
 
 from conftest import ROOT, run_cli
+from harness.report.discovery import BUILDS_FILE
 
 
 @pytest.mark.slow
@@ -53,25 +54,32 @@ def _config(tmp_path, **kw):
                   results_dir=tmp_path / "results", models_dir=tmp_path / "models", area="discovery", **kw)
 
 
-def _build(models, name, how):
-    folder = models / "whisper-tiny.en" / "variants" / name
-    folder.mkdir(parents=True)
-    (folder / "variant.json").write_text(json.dumps({"name": name, "how": how, "targets": "any", "size_mb": 50}))
+def _build(results, name, how):
+    """The build's facts as `harness discover` copies them into the results (discovery/builds.json)."""
+    path = results / "vm" / "discovery" / BUILDS_FILE
+    facts = json.loads(path.read_text()) if path.is_file() else {}
+    facts[name] = {"name": name, "how": how, "targets": "any", "size_mb": 50}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(facts))
 
 
 def test_ranking_names_the_recommended_build_ties_and_gate_failures(tmp_path):
-    from harness.discover.rank import write_ranking
+    from harness.report.discovery import write_ranking
 
-    results, models = tmp_path / "results", tmp_path / "models"
+    results = tmp_path / "results"
     area = "vm/discovery"
     for name, rtf, wer, seed in (("q8-b32", 0.050, 0.10, 1), ("q8-b64", 0.0502, 0.10, 2), ("q4-b32", 0.030, 0.30, 3),
                                  ("opt-all", 0.080, 0.10, 4)):
-        _build(models, name, f"made as {name}")
+        _build(results, name, f"made as {name}")
         make_cell(results, "container_1c4g", f"ort-tiny.en-{name}", rtf=rtf, wer=wer, seed=seed, sut=area)
     make_cell(results, "container_1c4g", "ort-tiny.en-user-broken", status="failed", rounds=1, sut=area)
     make_cell(results, "container_1c4g", "faster-whisper-tiny.en-int8", rtf=0.060, wer=0.10, seed=5, sut=area)
     make_cell(results, "container_1c4g", "openai-whisper-tiny.en-fp32", rtf=0.1, wer=0.10, seed=6, sut="vm")  # gate
-    md = write_ranking(_config(tmp_path), {"fused": {"skipped": "ValueError: nothing to fuse"}})
+    _build(results, "fused", "")
+    facts = json.loads((results / area / BUILDS_FILE).read_text())
+    facts["fused"] = {"name": "fused", "skipped": "ValueError: nothing to fuse"}
+    (results / area / BUILDS_FILE).write_text(json.dumps(facts))
+    md = write_ranking(results, "vm")["md"]
     text = md.read_text()
     # q4-b32 is fastest but fails the gate (WER 30 % against 10 %); q8-b32 and q8-b64 cannot be told apart
     [line] = [ln for ln in text.splitlines() if ln.startswith("At 1 core(s)")]

@@ -14,14 +14,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from engines.registry import BASELINE_ENGINE, BUILDS_DIR, SPECS
+from engines.registry import BASELINE_ENGINE, BUILD_FILE, BUILDS_DIR, SPECS
 
 from ..errors import UserError
-from ..files import read_json
+from ..files import read_json, write_json
 from ..layout import PLAN_FILE, RUN_FILE, SUMMARY_FILE, round_dirs
+from ..report.discovery import AREA, BUILDS_FILE
 from ..run.config import Config, parse_engines
 
-AREA = "discovery"
 ENGINE = "ort"
 REFERENCES = "ort:fp32 ort:int8 faster-whisper:int8"
 BASELINE_PLAN = "baseline-plan.json"  # discovery/: the plan of the baseline's run, when the SUT has its own
@@ -64,7 +64,6 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
     from ..run.loop import corpus_id, run_comparison, validate_inputs
     from ..scoring.score import score_results
     from .builds import RECIPE_NAMES, generate
-    from .rank import write_ranking
     from .user_builds import import_user_builds
 
     unknown = sorted(set(builds or []) - set(RECIPE_NAMES))
@@ -81,7 +80,6 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
             raise UserError(f"--variants {variants_dir}: no such folder")
         made.update(import_user_builds(variants_dir, model_dir, log=lambda m: print(f"  {m}", file=sys.stderr)))
     names = [n for n in build_names(model_dir) if builds is None or n in builds or n not in RECIPE_NAMES]
-    skipped = {n: info for n, info in made.items() if info.get("skipped")}
 
     if baseline not in SPECS:
         raise UserError(f"--baseline {baseline!r}: choose one of {', '.join(SPECS)}")
@@ -104,9 +102,18 @@ def discover(config: Config, builds: list[str] | None, variants_dir: Path | None
         run_comparison(once, build=build_images, plan_file=plan_file)
     else:
         print(f"discover: reusing {baseline}'s transcripts from {reused}", file=sys.stderr)
+    write_json(config.sut_dir / BUILDS_FILE, build_facts(model_dir, names, made))
     run_comparison(config, build=build_images)
     score_results(config.results_dir / config.sut, config.audio_dir, baseline=baseline, quiet=True)
-    md = write_ranking(config, skipped)
-    write_report(config.results_dir)
-    return md
+    report = write_report(config.results_dir)   # the ranking is one of the report's exporters
+    return report.discovery[config.sut]["md"]
+
+
+def build_facts(model_dir: Path, names: list[str], made: dict[str, dict]) -> dict[str, dict]:
+    """What each build is (its variant.json) or why it was not made: the results' own copy, so that the
+    report ranks from results/ alone."""
+    facts = {n: info for n, info in made.items() if info.get("skipped")}
+    for name in names:
+        facts[name] = read_json(model_dir / BUILDS_DIR / name / BUILD_FILE) or {}
+    return facts
 

@@ -15,6 +15,7 @@ from ..files import read_json, write_atomic
 from ..layout import DEFAULT_RESULTS, PLAN_FILE, RESULTS_MD, RUNS_DIR
 from .answer import build_answer
 from .capacity import CapacityExporter
+from .discovery import DiscoveryExporter
 from .plots import PlotsExporter
 from .results_md import ResultsMdExporter
 from .tables import TablesExporter
@@ -32,8 +33,8 @@ class AnswerJsonExporter:
         return [report.answer_path]
 
 
-EXPORTERS = [TablesExporter(), PlotsExporter(), AnswerJsonExporter(), ResultsMdExporter(),  # plots first: linked
-             CapacityExporter()]
+EXPORTERS = [TablesExporter(), PlotsExporter(), AnswerJsonExporter(), DiscoveryExporter(), CapacityExporter(),
+             ResultsMdExporter()]  # RESULTS.md last: it links the plots and takes the discovery's lines
 
 
 @dataclass
@@ -45,7 +46,11 @@ class Report:
     comparisons: dict
     answer: dict = field(default_factory=dict)
     plots: dict = field(default_factory=dict)
+    discovery: dict = field(default_factory=dict)  # SUT -> its ranking of model builds (report/discovery.py)
     results_md_changed: bool = False
+
+    def suts_with_area(self, area: str) -> list[str]:
+        return sorted(p.parent.name for p in self.results.glob(f"*/{area}") if p.is_dir())
 
     @property
     def answer_path(self) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 from engines.results import Status
 
 from ..files import read_json, write_atomic
-from ..layout import DISCOVERY_MD, PLAN_FILE
+from ..layout import PLAN_FILE
 from .columns import FLEET, columns_for
 from .host_text import describe
 from .tables import markdown_table
@@ -68,13 +68,10 @@ def sut_section(report, sut: str) -> str:
           f"[answer.json]({_rel(report.answer_path, md_dir)}).", ""]
     out += ["### Plots", ""]
     out += [f"![{name}]({_rel(path, md_dir)})" for name, path in report.plots.get(sut, {}).items()] + [""]
-    discovery = report.results / sut / DISCOVERY_MD
-    if discovery.is_file():  # `harness discover`: its recommendation lines with their caveats, and the page
-        lines = discovery.read_text().splitlines()
-        picks = [ln for ln in lines if ln.startswith("At ")]
-        caveats = [ln for ln in lines if ln.startswith("One round")]
-        out += ["### Model builds", ""] + [f"- {ln}" for ln in picks] + [f"- {ln}" for ln in caveats]
-        out += ["", f"Every build ranked: [discovery.md]({_rel(discovery, md_dir)}).", ""]
+    found = report.discovery.get(sut)
+    if found:  # `harness discover`: its recommendation lines with their caveats, and the page
+        out += ["### Model builds", ""] + [f"- {ln}" for ln in found["lines"] + found["caveats"]]
+        out += ["", f"Every build ranked: [discovery.md]({_rel(found['md'], md_dir)}).", ""]
     return "\n".join(out)
 
 

@@ -1,4 +1,6 @@
-"""The ranking of model builds: results/<SUT>/discovery.{md,csv} and a speed-vs-WER plot.
+"""Exporter: the ranking of model builds, results/<SUT>/discovery.{md,csv} and a speed-vs-WER plot, rebuilt
+by `harness report` from the discovery area's cells and its builds.json (what each build is, or why it was
+not made), which `harness discover` writes. RESULTS.md takes its recommendation lines from here.
 
 Per core count, builds are ranked by RTF (geometric mean of runs); the recommended build is the fastest `ort` cell
 within the accuracy gate (the same gate rule as the main answer), and a build is named alone only when
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engines.registry import BASELINE_ENGINE, BUILD_FILE, BUILDS_DIR, SPECS
+from engines.registry import BASELINE_ENGINE, SPECS
 
 from ..evidence.gate import apply_gate, gated
 from ..evidence.records import build_cell_record, collect_cells
@@ -19,11 +21,12 @@ from ..evidence.stats import ratio
 from ..evidence.verdicts import Contest, decide
 from ..files import read_json, write_atomic
 from ..layout import CELL_FILE, DISCOVERY_MD, round_dirs
-from ..report.columns import DISCOVERY, columns_for
-from ..report.host_text import describe
-from ..report.tables import csv_text, markdown_table
-from ..run.config import Config
+from .columns import DISCOVERY, columns_for
+from .host_text import describe
+from .tables import csv_text, markdown_table
 
+AREA = "discovery"                # results/<SUT>/discovery/: the cells `harness discover` ran
+BUILDS_FILE = "builds.json"       # in the area: what each build is, or why it was not made
 REFERENCE = ("faster-whisper", "int8")
 STORE_BUILDS = {"fp32": "the store's onnx/ (optimum export, loaded at level all)",
                 "int8": "the store's onnx-int8/ (MatMulNBits 8-bit, blocks of 32)"}
@@ -36,9 +39,9 @@ def _ratio_text(r) -> str:
     return f"{r.point:.2f}x" + (f" ({r.low:.2f}-{r.high:.2f})" if r.low is not None else " (one run)")
 
 
-def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
+def collect_rows(results: Path, sut: str, builds: dict) -> tuple[list[dict], dict, dict | None]:
     """The discovery cells' rows (with build facts), their records by id, and the baseline's row."""
-    area = config.sut_dir
+    area = results / sut / AREA
     # cell.json beside each cell, as in the main report: a clone re-ranks from them alone
     records = [r for r in collect_cells(area.parent) if r["sut"] == area.name]
     rows = []
@@ -46,8 +49,7 @@ def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
     for record in records:
         row = row_from_cell(record)
         if row["engine"] == "ort":
-            info = (read_json(config.model_dir / BUILDS_DIR / row["variant"] / BUILD_FILE) or {}) \
-                if row["variant"] not in STORE_BUILDS else {}
+            info = builds.get(row["variant"]) or {} if row["variant"] not in STORE_BUILDS else {}
             row.update(build=row["variant"], how=STORE_BUILDS.get(row["variant"]) or info.get("how", ""),
                        targets=info.get("targets", "any x86-64 (onnxruntime picks kernels at run time)"),
                        size_mb=info.get("size_mb"))
@@ -62,8 +64,9 @@ def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
                 baseline_cell = target.parent
         rows.append(row)
     if baseline_cell is None:  # the declared reference in the SUT's own folder (make compare's, or discover's)
-        name = f"{BASELINE_ENGINE}-{config.model}-{SPECS[BASELINE_ENGINE].default_variant}"
-        found = sorted(p for p in (config.results_dir / config.sut).glob(f"container_*/{name}") if p.is_dir())
+        model = next((r["model"] for r in rows if r.get("model")), None)
+        name = f"{BASELINE_ENGINE}-{model}-{SPECS[BASELINE_ENGINE].default_variant}"
+        found = sorted(p for p in (results / sut).glob(f"container_*/{name}") if p.is_dir())
         baseline_cell = found[0] if found else None
     baseline_row = None
     if baseline_cell is not None:
@@ -71,7 +74,7 @@ def collect_rows(config: Config) -> tuple[list[dict], dict, dict | None]:
             read_json(baseline_cell / CELL_FILE)
         records.append(baseline_record)
         baseline_row = row_from_cell(baseline_record)
-        baseline_row["baseline_at"] = str(baseline_cell.relative_to(config.results_dir))
+        baseline_row["baseline_at"] = str(baseline_cell.relative_to(results))
     if baseline_row is not None:  # the reference of this SUT, gating the area's rows
         baseline_row["sut"] = area.name
     return rows, {(r["sut"], r["shape"], r["cell"]): r for r in records}, baseline_row
@@ -113,15 +116,19 @@ def recommendation(cores: int, ranked: dict) -> str:
             f"the 95 % intervals with {tied}.")
 
 
-def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
-    rows, records, baseline_row = collect_rows(config)
+def write_ranking(results: Path, sut: str) -> dict:
+    """discovery.{md,csv} and the plot of one SUT; returns {"md": path, "lines": the recommendation per core
+    count, "caveats": lines that travel with them}."""
+    builds = read_json(results / sut / AREA / BUILDS_FILE) or {}
+    rows, records, baseline_row = collect_rows(results, sut, builds)
     ranked = rank(rows, records, baseline_row)
-    sut_dir = config.results_dir / config.sut
+    sut_dir = results / sut
+    model = next((r["model"] for r in rows if r.get("model")), "?")
     cols = columns_for(DISCOVERY)
-    lines = [f"# Model builds of {config.model} on {config.sut}\n",
+    lines = [f"# Model builds of {model} on {sut}\n",
              "Every build runs as an `ort` cell in the same pinned containers and rounds, with the store's "
-             "`ort` fp32 and int8 and faster-whisper int8 beside it; `python -m harness discover` made this "
-             "page.\n"]
+             "`ort` fp32 and int8 and faster-whisper int8 beside it; `python -m harness discover` ran them and "
+             "`python -m harness report` wrote this page.\n"]
     host = next((r["host"] for r in rows if r.get("host")), None)
     if host:
         lines += [f"- {line}" for line in describe(host)] + [""]
@@ -130,12 +137,15 @@ def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
                      f"(reused when it exists for the same model, corpus and decoding).\n")
     else:
         lines.append("No complete baseline run was found: WER vs baseline is empty.\n")
+    caveats = []
     if rows and max(r["n_rounds"] for r in rows) < 2:
-        lines.append("One round: a screen, not a verdict (one run per build has no interval); run the leading "
-                     "builds again with `--repeats 3` (or more).\n")
-    for cores, r in ranked.items():
-        lines += [f"## {cores} core(s)\n", recommendation(cores, r) + "\n", f"Gate: {r['rule']}.\n",
-                  markdown_table(r["rows"], cols)]
+        caveats.append("One round: a screen, not a verdict (one run per build has no interval); run the leading "
+                       "builds again with `--repeats 3` (or more).")
+    lines += [c + "\n" for c in caveats]
+    picks = [recommendation(cores, r) for cores, r in ranked.items()]
+    for (cores, r), pick in zip(ranked.items(), picks):
+        lines += [f"## {cores} core(s)\n", pick + "\n", f"Gate: {r['rule']}.\n", markdown_table(r["rows"], cols)]
+    skipped = {n: info for n, info in builds.items() if info.get("skipped")}
     if skipped:
         lines += ["## Builds not made here\n"] + [f"- `{n}`: {info['skipped']}" for n, info in sorted(skipped.items())]
         lines.append("")
@@ -145,11 +155,24 @@ def write_ranking(config: Config, skipped: dict[str, dict]) -> Path:
     write_atomic(sut_dir / "discovery.csv", csv_text([row for r in ranked.values() for row in r["rows"]], cols),
                  only_if_changed=True)
     _plot(ranked, sut_dir / PLOT)
-    return md
+    return {"md": md, "lines": picks, "caveats": caveats}
+
+
+class DiscoveryExporter:
+    """Each SUT with a discovery area gets its ranking; RESULTS.md reads `report.discovery`."""
+    name = "discovery"
+
+    def export(self, report) -> list[Path]:
+        out = []
+        for sut in report.suts_with_area(AREA):
+            found = write_ranking(report.results, sut)
+            report.discovery[sut] = found
+            out.append(found["md"])
+        return out
 
 
 def _plot(ranked: dict, path: Path) -> None:
-    from ..report.plots import _pyplot, _save
+    from .plots import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
