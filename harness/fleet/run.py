@@ -23,7 +23,7 @@ from engines.results import Status
 
 from ..errors import UserError
 from ..files import read_json, write_json
-from ..layout import round_dirs
+from ..layout import cell_label, round_dirs
 from ..redact import endpoint_alias, scrub
 from ..run.config import Config, build_config, plan_cells
 from ..run.progress import fmt_duration, set_prefix
@@ -98,7 +98,7 @@ def run_sut(sut: FleetSut, fleet: Fleet, results: Path, models: Path, audio: Pat
         outcome["cells_run"] = len(todo)
         bad = [r for r in records if r["status"] != Status.OK]
         outcome["status"] = "ok" if not bad else "partial"
-        outcome["error"] = "; ".join(f"{r['cell']}@{r['cores']}c {r['status']}" for r in bad)
+        outcome["error"] = "; ".join(f"{cell_label(r['cell'], r['cores'])} {r['status']}" for r in bad)
     except UserError as exc:
         outcome["error"] = scrub(str(exc))
     except Exception as exc:  # the engine went away, a transfer or a build failed, a disk filled: this SUT only

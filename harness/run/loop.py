@@ -21,7 +21,7 @@ from engines.registry import BASELINE_ENGINE, SPECS
 
 from ..errors import UserError
 from ..files import read_json, write_json
-from ..layout import CELL_FILE, PLAN_FILE, RUN_FILE, RUNS_DIR, SHAPE_RE, round_dir
+from ..layout import CELL_FILE, PLAN_FILE, RUN_FILE, RUNS_DIR, SHAPE_RE, cell_label, round_dir
 from .config import Cell, Config, plan_cells
 from .container import CONTAINER_UID, new_record, run_container
 from .cpus import cpu_busy
@@ -357,10 +357,7 @@ class Race:
         rounds = (f"round 1: {self.rounds_run[0]} cells" + (f", then {len(self.rounds_run) - 1} round(s) of "
                   f"{'/'.join(str(n) for n in self.rounds_run[1:])} contender(s)" if len(self.rounds_run) > 1 else "")
                   if self.rounds_run else "no round")
+        not_ok = ", ".join(f"{cell_label(r['cell'], r['cores'])} round {r['round']} {r['status']}" for r in failed)
         print(f"{len(self.records)} runs in {fmt_duration(self.elapsed())} ({rounds}; stopped: "
               f"{self.stop_reason or 'every round planned ran'}): {len(self.records) - len(failed)} ok"
-              + (f", {len(failed)} not ok: " + ", ".join(f"{r['cell']}@{r['cores']}c round {r['round']} {r['status']}"
-                                                       for r in failed) if failed else ""), file=sys.stderr)
-
-
-__all__ = ["Stopped", "run_comparison", "validate_inputs", "backup_cell", "corpus_id"]
+              + (f", {len(failed)} not ok: {not_ok}" if failed else ""), file=sys.stderr)
