@@ -146,7 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
+    _measuring_commands(sub)
+    _input_commands(sub)
+    _result_commands(sub)
+    add_run_arguments(parser, engine_args=False)  # `python -m harness` alone runs the comparison
+    add_serve_arguments(parser)
+    parser.set_defaults(func=_run)
+    return parser
 
+
+def _measuring_commands(sub) -> None:
+    """run, serve, discover, calibrate and fleet: the commands that start containers."""
     run = sub.add_parser("run", help="the containerized comparison: every engine at every core count, in rounds")
     add_run_arguments(run)
     add_serve_arguments(run)
@@ -171,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
                       f"scored against (default {BASELINE_ENGINE}; reused when a complete run exists)")
     disc.set_defaults(func=_discover)
 
+    cal = sub.add_parser("calibrate", help="an A/A run: this machine's noise, the answer's false-difference rate "
+                         "and the smallest difference it resolves")
+    add_run_arguments(cal, engine_args=False)
+    cal.add_argument("--budget-for", default="20", help="minutes: the budget the smallest resolvable difference is "
+                     "quoted for (default 20)")
+    cal.set_defaults(func=_calibrate)
+
     fleet = sub.add_parser("fleet", help="run the comparison on every SUT of a fleet file, in parallel")
     fleet.add_argument("action", choices=["run"])
     fleet.add_argument("--file", default="fleet.toml", help="the fleet file (see fleet.example.toml)")
@@ -181,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--one-at-a-time", action="store_true", help="SUTs one after the other (for comparison)")
     fleet.set_defaults(func=_fleet)
 
+
+def _input_commands(sub) -> None:
+    """images, models and audio: what the runs need."""
     img = sub.add_parser("images", help="build the base image and the engine images")
     img.add_argument("--engines", help="engines to build (default: all)")
     img.add_argument("--log-dir", default=str(DEFAULT_RESULTS / "logs"))
@@ -204,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--out", default=str(DEFAULT_AUDIO))
     audio.set_defaults(func=_audio)
 
+
+def _result_commands(sub) -> None:
+    """score, report and compare: from results/ alone."""
     score = sub.add_parser("score", help="WER/CER of every round folder against references and baseline")
     score.add_argument("--results", default=str(DEFAULT_RESULTS))
     score.add_argument("--audio-dir", default=str(DEFAULT_AUDIO))
@@ -224,18 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--fail-on", default="any", help="exit 1 on these regressions: any (default), never, or "
                       "some of slower, failure, accuracy")
     comp.set_defaults(func=_compare)
-
-    cal = sub.add_parser("calibrate", help="an A/A run: this machine's noise, the answer's false-difference rate "
-                         "and the smallest difference it resolves")
-    add_run_arguments(cal, engine_args=False)
-    cal.add_argument("--budget-for", default="20", help="minutes: the budget the smallest resolvable difference is "
-                     "quoted for (default 20)")
-    cal.set_defaults(func=_calibrate)
-
-    add_run_arguments(parser, engine_args=False)  # `python -m harness` alone runs the comparison
-    add_serve_arguments(parser)
-    parser.set_defaults(func=_run)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
