@@ -4,8 +4,9 @@ import json
 from harness.report.capacity import CAPACITY_CSV, load_cells, write_capacity_report
 
 
-def _point(qps, p99, ok, audio_s_per_s=10.0, source="estimate (3 W per busy CPU, TDP x load)"):
+def _point(qps, p99, ok, audio_s_per_s=10.0, source="estimate (3 W per busy CPU, TDP x load)", foreign=0.01):
     return {"test": f"server-{qps:g}", "target_qps": qps, "meets_bound": ok, "status": "ok",
+            "foreign_busy_share": foreign,
             "loadgen": {"latency_ms": {"p50": p99 / 2, "p90": p99 * 0.8, "p99": p99}, "validity": "INVALID"},
             "sut": {"audio_s_per_s": audio_s_per_s}, "energy": {"wh_per_audio_hour": 0.5 * qps, "source": source}}
 
@@ -27,7 +28,8 @@ def _write(root, name, record):
 
 
 def test_capacity_report_names_the_highest_audited_capacity_and_the_energy_source_on_every_row(tmp_path):
-    _write(tmp_path, "ort-tiny.en-int8-w1t1", _record("ort", 1, [_point(1.2, 3000, True), _point(1.8, 9000, False)]))
+    _write(tmp_path, "ort-tiny.en-int8-w1t1", _record("ort", 1, [_point(1.2, 3000, True, foreign=0.4),
+                                                                     _point(1.8, 9000, False)]))
     # faster at the bound, but its answers under load differed from its accuracy run's: never the answer
     _write(tmp_path, "fw-tiny.en-int8-w1t1", _record("faster-whisper", 1, [_point(1.6, 2000, True)], audit="FAIL"))
     # nothing met the bound: energy at its offline point, said so
@@ -36,6 +38,7 @@ def test_capacity_report_names_the_highest_audited_capacity_and_the_energy_sourc
     assert len(load_cells(serving)) == 3
     md = write_capacity_report(serving).read_text()
     assert "- tiny.en, 1 core(s): highest capacity: ort int8 1x1, 1.200 QPS" in md
+    assert "other processes used over 10 % of the CPUs during ort int8 1x1's capacity point" in md
     assert "- tiny.en, 2 core(s): no cell met the p99 bound" in md
     assert "least energy per audio hour: ort int8 1x1, 0.60 Wh at its server capacity point" in md
     rows = (serving / CAPACITY_CSV).read_text().splitlines()[1:]

@@ -31,7 +31,9 @@ COLUMNS = [
     Column("wer", "WER %", "pct"), Column("gate", "gate"), Column("audit", "audit"),
     Column("wh_per_audio_hour", "Wh per audio hour", "{:.2f}"), Column("energy_source", "energy source"),
     Column("points", "QPS points"), Column("loadgen_validity", "LoadGen"),
+    Column("foreign_share", "other load at capacity", "pct0"),
 ]
+LOADED_SHARE = 0.10   # other processes' share of the cell's CPUs above which a point is called loaded
 
 
 def load_cells(serving_dir: Path) -> list[dict]:
@@ -63,6 +65,8 @@ def capacity_row(rec: dict) -> dict:
         "points": " ".join(f"{p['target_qps']:g}{'✓' if p['meets_bound'] else '✗'}" for p in
                            sorted(points, key=lambda p: p["target_qps"])),
         "loadgen_validity": (cap.get("loadgen") or {}).get("validity"),
+        # what else ran on the cell's CPUs during the capacity point (harness/run/container.py measures it)
+        "foreign_share": cap.get("foreign_busy_share"),
         "bound_ms": rec["settings"]["latency_bound_ms"],
     }
 
@@ -100,6 +104,10 @@ def answer_lines(rows: list[dict]) -> list[str]:
                     f"({top['audio_s_per_s']:.1f} audio s/s) at p99 ≤ {top['bound_ms']:g} ms")
             if tied:
                 what += " — tied within the search's resolution with " + ", ".join(r["cell"] for r in tied)
+            loaded = [r["cell"] for r in [top, *tied] if (r["foreign_share"] or 0) > LOADED_SHARE]
+            if loaded:
+                what += f"; other processes used over {100 * LOADED_SHARE:.0f} % of the CPUs during " \
+                        + ", ".join(loaded) + "'s capacity point"
             lines.append(f"- {model}, {cores} core(s): {what}")
         energy = sorted((r for r in group if r["wh_per_audio_hour"] is not None), key=lambda r: r["wh_per_audio_hour"])
         if energy:
