@@ -204,3 +204,38 @@ def test_nohup_keeps_the_harness_running_through_sighup(tmp_path, docker_client,
         run = tmp_path / "results" / "hup" / "container_1c1g" / "sleeper-tiny.en-fp32" / "round-1" / "run.json"
         assert json.loads(run.read_text())["status"] == ("ok" if ignore_hup else "interrupted")
         assert mine(docker_client) == []
+
+
+def test_another_users_harness_on_the_engine_is_named_in_one_line(docker_client):
+    """The lock files are per user; another user's harness is seen through the engine's abstract socket."""
+    from harness.errors import UserError
+    from harness.run.lock import engine_key, harness_lock
+
+    if os.getuid() != 0:
+        pytest.skip("starting a process as another user needs root")
+    holder = textwrap.dedent(f"""
+        import socket, sys, time
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\\0whisper-bench-engine-{engine_key(docker_client.info())}")
+        s.listen(1)
+        print("bound", flush=True)
+        time.sleep(60)
+    """)
+    python = "/usr/bin/python3"  # the system's: the venv's may sit in a folder that user cannot enter
+    if not os.path.exists(python):
+        pytest.skip(f"{python} is missing")
+    proc = subprocess.Popen([python, "-c", holder], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+                            preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+    try:
+        assert proc.stdout.readline().strip() == "bound", proc.stderr.read()
+        with pytest.raises(UserError) as exc:
+            with harness_lock(docker_client, "x"):
+                pass
+        line = str(exc.value)
+        assert "\n" not in line and line.startswith("another user's harness is using this Docker engine (user ")
+        assert f"uid 65534), pid {proc.pid})" in line
+    finally:
+        proc.kill()
+        proc.wait()
+    with harness_lock(docker_client, "x"):  # free again once it is gone
+        pass

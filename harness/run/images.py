@@ -69,6 +69,14 @@ def ensure_base_image(client) -> str:
     return name
 
 
+def pinned_base(client, name: str) -> str:
+    """The base image by digest (a registry's repo@sha256:..., else the local image's own sha256 id), so that
+    every engine image builds FROM exactly the base that was checked, and records it (its base-image label)."""
+    image = client.images.get(name)
+    digests = image.attrs.get("RepoDigests") or []
+    return digests[0] if digests else image.id
+
+
 def stage_build_inputs(groups: set[str]) -> None:
     """Copy the host's CA bundle into docker/certs/ and, when an image needs torch, fetch the wheel the
     host's pip resolves from PyTorch's wheel index (the CPU build) into docker/wheels/."""
@@ -129,7 +137,7 @@ def build_image(client, engine: str, group: str, base: str, log_path: Path) -> s
 def build_images(client, engines: list[str], log_dir: Path) -> dict[str, tuple[str | None, str | None]]:
     """engine -> (image id, error); one failing image does not stop the others."""
     engines = list(dict.fromkeys(engines))
-    base = ensure_base_image(client)
+    base = pinned_base(client, ensure_base_image(client))
     stage_build_inputs({spec(e).group for e in engines})
     out = {}
     for engine in engines:
