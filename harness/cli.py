@@ -8,6 +8,7 @@ one stage; the stages never import this module.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -112,12 +113,11 @@ def _calibrate(args) -> None:
     from .calibrate import DEFAULT_BUDGET_MIN, DEFAULT_VARIANT, calibrate
     from .run.config import build_config
 
-    if not args.engines:
-        args.engines = ":".join(DEFAULT_VARIANT)
-    if not args.cores_list:
-        args.cores_list = "1"
-    if not args.time_budget:
-        args.time_budget = str(DEFAULT_BUDGET_MIN)
+    # calibrate's own defaults where neither the flag nor the environment sets one
+    for dest, env, default in (("engines", "ENGINES", ":".join(DEFAULT_VARIANT)), ("cores_list", "CORES_LIST", "1"),
+                               ("time_budget", "TIME_BUDGET", str(DEFAULT_BUDGET_MIN))):
+        if not getattr(args, dest) and not os.environ.get(env):
+            setattr(args, dest, default)
     calibrate(build_config(args), build=not args.no_build, budget_min=float(args.budget_for))
 
 
