@@ -111,6 +111,9 @@ def make_config(tmp_path, engines, timeout="60"):
     return build_config(args, env={})
 
 
+LABEL = "org.whisper-bench.cell"
+
+
 def mine(client):
     from harness.run.container import CONTROLLER_LABEL
     from harness.run.lock import controller_id
@@ -197,10 +200,14 @@ def test_nohup_keeps_the_harness_running_through_sighup(tmp_path, docker_client,
 
     for ignore_hup, code in ((True, 0), (False, 129)):
         proc = start(ignore_hup)
-        deadline = time.time() + 60
-        while not mine(docker_client) and time.time() < deadline:
+        deadline = time.time() + 120
+
+        def sleeper_running():  # not the reference cell a comparison may run first
+            return [c for c in mine(docker_client) if c.labels.get(LABEL) == "sleeper-tiny.en-fp32"]
+
+        while not sleeper_running() and time.time() < deadline:
             time.sleep(0.2)
-        assert mine(docker_client), "the container never started"
+        assert sleeper_running(), "the container never started"
         proc.send_signal(signal.SIGHUP)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == code, err
