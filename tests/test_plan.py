@@ -52,7 +52,8 @@ def test_default_core_counts_are_powers_of_two():
 
 def test_engines_expand_to_variants():
     assert parse_engines("ort faster-whisper:int8") == [("ort", "fp32"), ("ort", "int8"), ("faster-whisper", "int8")]
-    assert len(parse_engines("")) == 12  # the two whisper.cpp builds and openvino run two variants each
+    assert len(parse_engines("")) == 8   # the default: ort, faster-whisper, whisper-cpp, openvino, two variants each
+    assert len(parse_engines("all")) == 12
     assert parse_engines("whisper-cpp") == [("whisper-cpp", "f16"), ("whisper-cpp", "q8_0")]
     assert parse_engines("whisper-cpp:q5_0 openvino:bf16") == [("whisper-cpp", "q5_0"), ("openvino", "bf16")]
     with pytest.raises(UserError, match="unknown engine 'whisperx'"):
@@ -114,7 +115,7 @@ def test_every_run_setting_has_a_flag_and_a_variable_from_one_table():
 def test_time_budget_in_minutes_and_zero_means_none():
     assert build_config(blank_args(cpuset="0"), {"TIME_BUDGET": "7.5"}).time_budget_s == 450
     assert build_config(blank_args(cpuset="0", time_budget="0"), {"TIME_BUDGET": "9"}).time_budget_s is None
-    assert build_config(blank_args(cpuset="0"), {}).time_budget_s == 20 * 60
+    assert build_config(blank_args(cpuset="0"), {}).time_budget_s == 25 * 60
 
 
 def test_a_housekeeping_cpu_is_kept_off_the_cells_where_the_host_can_spare_one():

@@ -25,6 +25,7 @@ class SimCell:
     cores: int
     rtf: float
     gate: str = "pass"
+    load_s: float = SIM_LOAD_S      # a run's time outside the timed transcription (load, warm-up, start)
 
 
 def _row(c: SimCell) -> dict:
@@ -38,14 +39,15 @@ def simulate_run(cells: list[SimCell], sigma: float, audio_s: float, budget_s: f
                  rng: np.random.Generator, drift_sigma: float = 0.0) -> tuple[list[Verdict], int, float]:
     """One whole run: the verdicts, rounds run and seconds spent."""
     rows = [_row(c) for c in cells]
-    truth = {r["cell"] + str(r["cores"]): c.rtf for r, c in zip(rows, cells)}
+    truth = {r["cell"] + str(r["cores"]): c for r, c in zip(rows, cells)}
     elapsed, round_index, todo = 0.0, 1, rows
     while todo:
         drift = rng.normal(0.0, drift_sigma) if drift_sigma else 0.0
         for row in todo:
-            rtf = truth[row["cell"] + str(row["cores"])] * math.exp(rng.normal(0.0, sigma) + drift)
+            cell = truth[row["cell"] + str(row["cores"])]
+            rtf = cell.rtf * math.exp(rng.normal(0.0, sigma) + drift)
             row["runs"][f"sim:{round_index}"] = rtf
-            row["last_wall_s"] = rtf * audio_s + SIM_LOAD_S
+            row["last_wall_s"] = rtf * audio_s + cell.load_s
             elapsed += row["last_wall_s"] + RUN_OVERHEAD_S
         round_index += 1
         todo = next_round(rows, round_index, elapsed, budget_s, max_rounds, seed=0).cells

@@ -127,9 +127,12 @@ class Config:
 
 
 def parse_engines(text: str | None) -> list[tuple[str, str]]:
-    """'ort faster-whisper:int8' -> [(ort, fp32), (ort, int8), (faster-whisper, int8)]; empty: all."""
+    """'ort faster-whisper:int8' -> [(ort, fp32), (ort, int8), (faster-whisper, int8)]; empty: the default
+    comparison (the specs' in_default); "all": every engine."""
     items = (text or "").replace(",", " ").split()
     if not items:
+        items = [name for name, spec in SPECS.items() if spec.in_default]
+    elif items == ["all"]:
         items = list(SPECS)
     out = []
     for item in items:

@@ -34,11 +34,11 @@ class Setting:
 
 SETTINGS = [
     Setting("model", "MODEL", "tiny.en", "tiny.en, base, small, or a model you prepared", main=True, fleet=True),
-    Setting("engines", "ENGINES", None, 'e.g. "ort faster-whisper:int8": an engine alone means all its variants',
-            shown="every engine", main=True, fleet=True),
+    Setting("engines", "ENGINES", None, 'e.g. "ort faster-whisper:int8": an engine alone means all its variants; '
+            '"all": every engine', shown="ort, faster-whisper, whisper-cpp, openvino", main=True, fleet=True),
     Setting("cores_list", "CORES_LIST", None, 'core counts, e.g. "1 2 4": one container shape each',
             shown="powers of two up to the usable CPUs", main=True),
-    Setting("time_budget", "TIME_BUDGET", "20", "minutes of container runs; contenders race while it lasts "
+    Setting("time_budget", "TIME_BUDGET", "25", "minutes of container runs; contenders race while it lasts "
             "(0: no budget)", main=True, fleet=True),
     Setting("repeats", "REPEATS", "1", "rounds every cell runs before the race", fleet=True),
     Setting("max_rounds", "MAX_ROUNDS", "12", "contenders race up to this many rounds", fleet=True),
