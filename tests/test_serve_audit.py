@@ -1,4 +1,6 @@
 """Accuracy and the TEST01-style audit over the real SUT (ort int8, tiny.en, 1 thread) on the host."""
+import json
+
 import pytest
 
 from conftest import LONG_TEXT, SHORT_TEXT, run_cli
@@ -42,3 +44,15 @@ def test_an_engine_that_answers_differently_under_load_fails_the_audit(accuracy_
 
 def test_without_an_accuracy_run_the_audit_says_it_did_not_check(tmp_path):
     assert audit(tmp_path, [tmp_path])["verdict"].startswith("not checked")
+
+
+def test_dynamic_batching_takes_queued_queries_together_and_answers_as_one_at_a_time(accuracy_run, tiny_model,
+                                                                                     clips, tmp_path):
+    """Offline issues every query at once: a worker with --max-batch 4 takes them in batches, and ort's batched
+    decoding gives the accuracy run's (unbatched) transcripts, so the audit passes."""
+    out = _serve(tiny_model, clips, tmp_path, "--scenario", "offline", "--qps", "10", "--min-duration-ms", "0",
+                 "--min-query-count", "4", "--max-batch", "4", "--batch-wait-ms", "50", "--audit-probability", "1")
+    summary = json.loads((out / "serve_summary.json").read_text())
+    assert summary["workers"][0]["batching"] == "engine batch"
+    assert max(int(n) for n in summary["sut"]["batch_sizes"]) > 1
+    assert audit(accuracy_run, [out])["verdict"] == "pass"
