@@ -311,3 +311,15 @@ def test_a_results_folder_elsewhere_gets_its_own_results_md(results):
     write_report(results)
     assert (results / "RESULTS.md").read_text().count("## box") == 1
     assert RESULTS_MD.read_bytes() == before
+
+
+def test_a_sut_reached_without_verified_tls_is_marked_in_results_md(tmp_path):
+    r = tmp_path / "results"
+    cell = make_cell(r, C1, "ort-tiny.en-int8", rtf=0.05, rounds=1)
+    run = cell / "round-1" / "run.json"
+    record = json.loads(run.read_text())
+    record["host"]["docker_insecure"] = "tcp:// without verified TLS (insecure = true in the fleet file)"
+    run.write_text(json.dumps(record))
+    md = tmp_path / "RESULTS.md"
+    write_report(r, md)
+    assert "INSECURE: its Docker engine was reached over tcp:// without verified TLS" in md.read_text()

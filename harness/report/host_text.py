@@ -14,6 +14,8 @@ def describe(host: dict) -> list[str]:
              + (f", microcode {host['microcode']}" if host.get("microcode") else ""),
              f"kernel {host.get('kernel')}, transparent huge pages {host.get('transparent_hugepages')}, "
              f"cgroup {host.get('cgroup')}, Docker {host.get('docker')}"]
+    if host.get("docker_insecure"):  # a fleet SUT reached without verified TLS: its results could be tampered with
+        lines.append(f"INSECURE: its Docker engine was reached over {host['docker_insecure']}")
     if host.get("harness_commit"):
         lines.append(f"harness commit {host['harness_commit']}"
                      + (" (with uncommitted changes)" if host.get("harness_dirty") else ""))
