@@ -203,7 +203,7 @@ def local_kind(path: Path) -> str:
 
 def copy_local(path: Path, kind: str, out_dir: Path) -> dict[str, str]:
     """Copy the user's files the store needs into out_dir; returns name -> sha256 of what was copied."""
-    from .store import sha256_file
+    from ..hashing import sha256_file
 
     out_dir.mkdir(parents=True)
     names = ["model.bin", "config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt",

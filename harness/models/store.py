@@ -28,6 +28,7 @@ from pathlib import Path
 from engines.base import NOT_INSTALLED, package_versions
 
 from ..errors import UserError
+from ..hashing import sha256_file
 from ..layout import DEFAULT_MODELS
 from . import install
 from .ct2_reader import ModelFileError
@@ -55,14 +56,6 @@ class PrepareError(UserError):
 
 def model_dir(models_dir: Path, name: str) -> Path:
     return models_dir / f"whisper-{name}"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_table(root: Path) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from ..layout import ROWS_FILE, RUN_FILE, SUMMARY_FILE
 from ..redact import scrub
 from .config import Cell, Config
 from .cpus import busy_seconds, foreign_share, format_cpu_list
+from .labels import CONTROLLER_LABEL, LABEL, OWNER_LABEL
 from .outputs import (
     CGROUP_FILE,
     LOG_FILE,
@@ -36,9 +37,6 @@ from .signals import Stopped, check_stop
 from .time_v import read_time_file
 
 CONTAINER_UID = 1000     # the image's `bench` user, used when the harness itself runs as root
-LABEL = "org.whisper-bench.cell"
-OWNER_LABEL = "org.whisper-bench.harness-pid"
-CONTROLLER_LABEL = "org.whisper-bench.controller"   # the harness (controller) a container or volume belongs to
 START_FAILED = "start_failed"   # the container could not be created or started: a row, not an abort
 PROGRESS_S = 1.0         # how often the progress line refreshes; the exit itself is waited for, not polled
 # On a remote engine results go to a fresh named volume mounted over the image's own home folder of the

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import read_bytes, write_atomic
-from .container import CONTROLLER_LABEL, LABEL
+from .labels import CONTROLLER_LABEL, LABEL
 from .state import state_dir
 
 LOCKS = "locks"                   # the state folder's sub-folder of engine locks
