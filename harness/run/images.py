@@ -98,10 +98,11 @@ def stage_build_inputs(groups: set[str]) -> None:
 
 def torch_requirement(group: str) -> list[str]:
     """pip arguments for the group's torch (the index option, then the pin), as the image build installs it;
-    empty for a group without torch."""
+    empty for a group without torch, or one requirements.py does not know (its image build then fails with
+    that line, as a failed row)."""
     proc = subprocess.run([sys.executable, str(ROOT / "docker" / "requirements.py"), "--torch", group],
-                          capture_output=True, text=True, check=True)
-    return proc.stdout.split()
+                          capture_output=True, text=True)
+    return proc.stdout.split() if proc.returncode == 0 else []
 
 
 def build_image(client, engine: str, group: str, base: str, log_path: Path) -> str:

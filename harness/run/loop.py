@@ -304,8 +304,9 @@ class Race:
         for cell in order:
             record = self.run_one(cell, k)
             run_dirs.append(round_dir(self.config.cell_dir(cell), k))
-            if (record.get("quiet") or {}).get("loaded") or (record.get("foreign_busy_share") or 0) > \
-                    self.config.quiet_busy:
+            # a run that finished under load is re-run; one that failed says nothing about speed
+            if record["status"] == "ok" and ((record.get("quiet") or {}).get("loaded")
+                                             or (record.get("foreign_busy_share") or 0) > self.config.quiet_busy):
                 loaded.append(cell)
         for cell in loaded[:]:
             run_dir = round_dir(self.config.cell_dir(cell), k)
