@@ -20,6 +20,7 @@ from ..layout import DEFAULT_AUDIO, DEFAULT_MODELS, DEFAULT_RESULTS, cell_label,
 from .cpus import choose_cpuset, default_cores_list, format_cpu_list, parse_cpu_list, usable_cpus
 from .housekeeping import split_pool
 from .settings import BY_DEST, value
+from .settings import number as _number
 
 # The defaults live in the settings table (run/settings.py); these are its values as numbers, for the
 # dataclass below and the simulations. Every cell runs REPEATS rounds; contenders then race
@@ -160,14 +161,6 @@ def _int_list(text: str, what: str) -> list[int]:
     return values
 
 
-def _number(value, what: str, kind=float, minimum=0):
-    try:
-        v = kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{what}={value!r} is not a number") from None
-    if v < minimum:
-        raise UserError(f"{what}={value!r} must be at least {minimum}")
-    return v
 
 
 def safe_name(value: str, what: str) -> str:

@@ -62,6 +62,19 @@ SETTINGS = [
 BY_DEST = {s.dest: s for s in SETTINGS}
 
 
+def number(value, what: str, kind=float, minimum=0):
+    """A setting's value as a number of `kind`, at least `minimum`, or one line naming the setting."""
+    from ..errors import UserError
+
+    try:
+        v = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what}={value!r} is not a number") from None
+    if v < minimum:
+        raise UserError(f"{what}={value!r} must be at least {minimum}")
+    return v
+
+
 def add_arguments(parser) -> None:
     for s in SETTINGS:
         parser.add_argument(s.flag, dest=s.dest, help=f"{s.help} (env {s.env}; default {s.default_text})")

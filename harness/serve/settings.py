@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from engines.registry import SPECS
 
 from ..errors import UserError
+from ..run.settings import number
 
 SERVING_AREA = "serving"          # results/<SUT>/serving/
 CELL_RECORD = "serve.json"        # a serving cell's record: layout, tests, capacity, audit, energy
@@ -97,14 +98,11 @@ class ServeSettings:
         return asdict(self)
 
 
+
+
 def _number(value, name: str, kind=float, low=0.0):
-    try:
-        v = kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name}={value!r} is not a number") from None
-    if v < low:
-        raise UserError(f"{name}={value!r} must be at least {low}")
-    return v
+    """run/settings.number, with the serving settings' float floor (its messages say 0.0)."""
+    return number(value, name, kind, low)
 
 
 def build_serve_settings(args, env=os.environ, default_scenarios=SERVE_SCENARIOS) -> ServeSettings:
