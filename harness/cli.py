@@ -52,9 +52,14 @@ def _run(args) -> None:
 
 
 def _serve(args) -> None:
+    from .report.capacity import write_capacity_report
     from .serve.entry import serve
 
-    serve(args)
+    sut_dir, records = serve(args)
+    if not getattr(args, "no_report", False):
+        print(f"capacity: {write_capacity_report(sut_dir)}", file=sys.stderr)
+    if records and all(r["offline"]["status"] != "ok" for r in records):
+        sys.exit(1)
 
 
 def _images(args) -> None:

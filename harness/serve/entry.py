@@ -1,15 +1,16 @@
-"""The serving stage as the command line calls it: settings, the cells, then the capacity report."""
+"""The serving stage as the command line calls it: settings, then the cells. The capacity report is the
+command line's next step (harness/report reads what this stage writes; this stage imports no report)."""
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 from ..errors import UserError
 from ..run.config import build_config
 from .settings import SERVE_SCENARIOS, SINGLE_STREAM, build_serve_settings
 
 
-def serve(args) -> None:
-    from ..report.capacity import write_capacity_report
+def serve(args) -> tuple[Path, list[dict]]:
+    """Run the serving cells the flags ask for: the SUT's folder and one record per cell."""
     from .run import run_serving
 
     settings = build_serve_settings(args, default_scenarios=SERVE_SCENARIOS)
@@ -18,9 +19,4 @@ def serve(args) -> None:
         raise UserError("SCENARIOS: `harness serve` runs offline and server; single-stream is `harness run`")
     settings.scenarios = wanted
     config = build_config(args)
-    records = run_serving(config, settings, build=not args.no_build)
-    if not getattr(args, "no_report", False):
-        out = write_capacity_report(config.sut_dir)
-        print(f"capacity: {out}", file=sys.stderr)
-    if records and all(r["offline"]["status"] != "ok" for r in records):
-        sys.exit(1)
+    return config.sut_dir, run_serving(config, settings, build=not args.no_build)
