@@ -45,3 +45,31 @@ def test_capacity_report_names_the_highest_audited_capacity_and_the_energy_sourc
     assert len(rows) == 3 and all("estimate" in r for r in rows)
     assert "1.2✓ 1.8✗" in md and "offline: no server capacity" in md
     assert (serving / "plots" / "capacity_latency_1c.png").stat().st_size > 0
+
+
+def test_results_md_links_the_capacity_report_when_one_exists(tmp_path):
+    """RESULTS.md carries the capacity answer and a link to capacity.md: beside a comparison's section, and
+    for a SUT that only served; without a serving area it says nothing about capacity."""
+    from results_fixture import make_cell
+
+    from harness.report import write_report
+
+    results = tmp_path / "results"
+    make_cell(results, "container_1c4g", "ort-tiny.en-int8", rtf=0.05, wer=0.10, seed=1)
+    md = tmp_path / "RESULTS.md"
+    write_report(results, md)
+    assert "## box" in md.read_text() and "capacity" not in md.read_text().lower()
+
+    _write(results, "ort-tiny.en-int8-w1t1", _record("ort", 1, [_point(1.2, 3000, True), _point(1.8, 9000, False)]))
+    record = _record("ort", 1, [_point(0.4, 2000, True)])
+    path = results / "edge" / "serving" / "container_1c8g" / "ort-tiny.en-int8-w1t1" / "serve.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**record, "sut": "edge"}))   # served, never compared
+    write_report(results, md)
+    text = md.read_text()
+    box, edge = text.split("## box", 1)[1].split("## edge", 1)
+    for section, qps, sut in ((box, "1.200", "box"), (edge, "0.400", "edge")):
+        assert "### Serving capacity" in section
+        assert f"- tiny.en, 1 core(s): highest capacity: ort int8 1x1, {qps} QPS" in section
+        assert f"[capacity.md](results/{sut}/serving/capacity.md)" in section
+    assert (results / "edge" / "serving" / "capacity.md").is_file()

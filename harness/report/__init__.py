@@ -34,7 +34,7 @@ class AnswerJsonExporter:
 
 
 EXPORTERS = [TablesExporter(), PlotsExporter(), AnswerJsonExporter(), DiscoveryExporter(), CapacityExporter(),
-             ResultsMdExporter()]  # RESULTS.md last: it links the plots and takes the discovery's lines
+             ResultsMdExporter()]  # RESULTS.md last: it links the plots, takes the discovery's and capacity's lines
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Report:
     answer: dict = field(default_factory=dict)
     plots: dict = field(default_factory=dict)
     discovery: dict = field(default_factory=dict)  # SUT -> its ranking of model builds (report/discovery.py)
+    capacity: dict = field(default_factory=dict)   # SUT -> its serving capacity answer (report/capacity.py)
     results_md_changed: bool = False
 
     def suts_with_area(self, area: str) -> list[str]:

@@ -156,12 +156,17 @@ def plot_hockey_sticks(rows_by_cell: list[tuple[dict, dict]], out_dir: Path) -> 
     return written
 
 
+def capacity_rows(records: list[dict]) -> tuple[list[dict], str]:
+    """The rows, best first per model and core count, with the gate applied, and the gate's rule."""
+    rows = [capacity_row(r) for r in records]
+    rows.sort(key=lambda r: (r["model"], r["cores"], -(r["capacity_qps"] or 0)))
+    return rows, apply_gate(rows)
+
+
 def write_capacity_report(serving_dir: Path) -> Path:
     """capacity.md (table, answer lines, plots), capacity.csv and the plots; returns capacity.md."""
     records = load_cells(serving_dir)
-    rows = [capacity_row(r) for r in records]
-    rows.sort(key=lambda r: (r["model"], r["cores"], -(r["capacity_qps"] or 0)))
-    rule = apply_gate(rows)
+    rows, rule = capacity_rows(records)
     plots = plot_hockey_sticks([(rec, capacity_row(rec)) for rec in records], serving_dir / "plots")
     settings = records[0]["settings"] if records else {}
     text = [f"# Serving capacity: {serving_dir.parent.name}\n",
@@ -180,8 +185,17 @@ def write_capacity_report(serving_dir: Path) -> Path:
 
 
 class CapacityExporter:
-    """`python -m harness report` rebuilds every SUT's capacity report from its serve.json files too."""
+    """`python -m harness report` rebuilds every SUT's capacity report from its serve.json files too, and
+    leaves its answer lines and page in `report.capacity` for RESULTS.md."""
     name = "capacity"
 
     def export(self, report) -> list[Path]:
-        return [write_capacity_report(d) for d in sorted(report.results.glob(f"*/{SERVING_AREA}")) if load_cells(d)]
+        written = []
+        for serving_dir in sorted(report.results.glob(f"*/{SERVING_AREA}")):
+            records = load_cells(serving_dir)
+            if not records:
+                continue
+            written.append(write_capacity_report(serving_dir))
+            report.capacity[serving_dir.parent.name] = {"md": written[-1],
+                                                        "lines": answer_lines(capacity_rows(records)[0])}
+        return written

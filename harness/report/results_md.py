@@ -72,7 +72,18 @@ def sut_section(report, sut: str) -> str:
     if found:  # `harness discover`: its recommendation lines with their caveats, and the page
         out += ["### Model builds", ""] + [f"- {ln}" for ln in found["lines"] + found["caveats"]]
         out += ["", f"Every build ranked: [discovery.md]({_rel(found['md'], md_dir)}).", ""]
+    out += capacity_lines(report, sut)
     return "\n".join(out)
+
+
+def capacity_lines(report, sut: str) -> list[str]:
+    """`harness serve`: the capacity answer lines and a link to the SUT's capacity report, where one exists."""
+    served = report.capacity.get(sut)
+    if not served:
+        return []
+    return ["### Serving capacity", "", *served["lines"], "",
+            f"Every serving cell, its QPS points and the latency-vs-load plots: "
+            f"[capacity.md]({_rel(served['md'], report.results_md.parent)}).", ""]
 
 
 def render_block(sections: list[str]) -> str:
@@ -126,6 +137,9 @@ class ResultsMdExporter:
 
     def export(self, report) -> list[Path]:
         sections = [sut_section(report, s) for s in report.suts]
+        # a SUT that only served (`harness serve`, no comparison yet) still gets its capacity link
+        sections += ["\n".join([f"## {s}", "", *capacity_lines(report, s)]) for s in sorted(report.capacity)
+                     if s not in report.suts]
         fleet = across_suts(report)
         changed = update_results_md(report.results_md, render_block(sections + ([fleet] if fleet else [])))
         report.results_md_changed = changed
