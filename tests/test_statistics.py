@@ -40,31 +40,31 @@ def default_plan(at_2c: dict) -> list[SimCell]:
         [SimCell("ow", 1, ref[0], gate="reference", load_s=ref[1])]
 
 
-def simulate(at_2c, winner):
-    return rates(default_plan(at_2c), "Fastest at 2 cores", winner, SIGMA, AUDIO_S, DEFAULT_TIME_BUDGET_MIN * 60,
+def simulate(at_2c, winner, sigma=SIGMA):
+    return rates(default_plan(at_2c), "Fastest at 2 cores", winner, sigma, AUDIO_S, DEFAULT_TIME_BUDGET_MIN * 60,
                  DEFAULT_MAX_ROUNDS, TRIALS, seed=1)
 
 
-def test_identical_cells_are_called_different_at_most_5_percent_of_the_time():
+@pytest.mark.parametrize("sigma", [SIGMA, 0.07])
+def test_identical_cells_are_called_different_at_most_5_percent_of_the_time(sigma):
+    """At this machine's noise, and on a machine noisier than the prior the screen starts from (7 %): the
+    screen widens with the noise the run measures, and the intervals are the pairs' own."""
     # ort int8 made identical to the 2-core leader, openvino int8: any winner between them is false
-    found = simulate({"ort-int8": MEASURED["ov-int8"][2]}, None)
-    print(f"\nidentical leaders, default plan and budget: winner named in {100 * found['winner_named']:.1f} % of "
-          f"{TRIALS} simulated runs; median {found['rounds_median']:.0f} rounds, "
-          f"{found['minutes_median']:.1f} min of runs (max {found['minutes_max']:.1f})")
+    found = simulate({"ort-int8": MEASURED["ov-int8"][2]}, None, sigma)
+    print(f"\nidentical leaders, per-run sigma {100 * sigma:.0f} %, default plan and budget: winner named in "
+          f"{100 * found['winner_named']:.1f} % of {TRIALS} simulated runs; median {found['rounds_median']:.0f} "
+          f"rounds, {found['minutes_median']:.1f} min of runs (max {found['minutes_max']:.1f})")
     assert found["winner_named"] <= 0.05
     assert found["minutes_max"] <= DEFAULT_TIME_BUDGET_MIN + 2   # the budget holds (one run may overshoot it)
 
 
 def test_a_true_10_percent_difference_is_named_within_the_default_budget():
-    """On this 2-vCPU host the default budget (25 minutes, 8 variants x 2 core counts) buys the screen and
-    about four contender rounds: the faster of two 2-core variants 10 % apart is named in about 60 % of runs,
-    short of the 80 % aimed at (that needs about six rounds, ~35 minutes here). The floor below guards the
-    racing's use of the budget; the figure is printed."""
+    """The faster of two 2-core variants 10 % apart, in the default plan and budget on this 2-vCPU host."""
     found = simulate({"ort-int8": MEASURED["ov-int8"][2] / 1.10}, "ort-int8")
     print(f"\ntrue 10 % difference: the faster named in {100 * found['expected_winner']:.1f} % of {TRIALS} "
           f"simulated runs, the slower in {100 * (found['winner_named'] - found['expected_winner']):.1f} %; "
           f"median {found['rounds_median']:.0f} rounds")
-    assert found["expected_winner"] >= 0.50
+    assert found["expected_winner"] >= 0.80
     assert found["winner_named"] - found["expected_winner"] <= 0.01
 
 
@@ -132,3 +132,17 @@ def test_corpus_id_hashes_content_not_only_names_and_sizes(tmp_path):
     ids = [corpus_id(d, sorted(d.glob("*.wav"))) for d in (a, b)]
     assert ids[0] != ids[1]
     assert corpus_id(a, sorted(a.glob("*.wav"))) == ids[0]
+
+
+def test_run_noise_measures_the_runs_own_noise_apart_from_the_rounds_drift():
+    from harness.evidence.noise import PRIOR_SIGMA, run_noise
+
+    rng = np.random.default_rng(3)
+    drift = {r: float(rng.normal(0, 0.2)) for r in range(1, 6)}      # rounds 20 % apart: not noise
+    rows = [{"cores": 1, "runs": {f"run:{r}": 0.1 * (1 + c / 10) * float(np.exp(drift[r] + rng.normal(0, 0.03)))
+                                  for r in drift}} for c in range(6)]
+    rows.append({"cores": 2, "runs": {"run:1": 0.05}})               # seen once: no degrees of freedom
+    noise = run_noise(rows)
+    assert noise[1].measured and noise[1].df == 6 * 5 - (6 + 5 - 1)
+    assert 0.02 < noise[1].sigma < 0.04
+    assert not noise[2].measured and noise[2].sigma == PRIOR_SIGMA

@@ -25,7 +25,7 @@ from .settings import number as _number
 # The defaults live in the settings table (run/settings.py); these are its values as numbers, for the
 # dataclass below and the simulations. Every cell runs REPEATS rounds; contenders then race
 # (evidence/racing.py) up to MAX_ROUNDS inside TIME_BUDGET minutes of container runs (setup, image builds and
-# the report outside): sized so that the default comparison (12 variants x 1 and 2 cores, 3.5 min of audio)
+# the report outside): sized so that the default comparison (8 variants x 1 and 2 cores, 3.5 min of audio)
 # runs its screen and several contender rounds on a 2-vCPU host; tests/test_statistics.py simulates the
 # false-winner rate and power this gives.
 DEFAULT_MODEL = BY_DEST["model"].default
