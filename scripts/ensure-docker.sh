@@ -7,6 +7,14 @@ log() { echo "ensure-docker: $*" >&2; }
 
 compose_present() { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; }
 
+# dockerd without the caller's open files: a lock held by the caller (`flock LOCK make test` passes its
+# locked descriptor down) would otherwise live on in the daemon and never be released.
+start_dockerd() {
+    local fd
+    for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec $SUDO sh -c 'exec nohup setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null'
+}
+
 if docker info >/dev/null 2>&1 && compose_present; then
     exit 0
 fi
@@ -47,7 +55,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 fi
 if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (log: /var/log/dockerd.log)"
-    $SUDO sh -c 'nohup setsid dockerd >/var/log/dockerd.log 2>&1 &'
+    ( start_dockerd ) &
 fi
 
 for _ in $(seq 1 60); do
