@@ -13,7 +13,7 @@ export SCENARIOS LATENCY_BOUND_MS SERVE_DURATION_MS SERVE_MIN_QUERIES MLPERF_DUR
 export AUDIT_PROBABILITY SERVE_LAYOUTS TDP_W_PER_CPU
 export DOCKER_BUILDKIT := 0
 
-.PHONY: help venv system-deps docker images models audio compare serve calibrate discover fleet report test clean
+.PHONY: help venv system-deps docker images models audio compare serve calibrate discover fleet report compose test clean
 
 # The extras (model preparation, every engine's group, the tests) and the torch pin come from the engine
 # specs and pyproject.toml: nothing here names an engine. torch comes first, from PyTorch's CPU wheel index
@@ -91,6 +91,12 @@ fleet: venv system-deps
 
 report: venv
 	$(PY) -m harness report
+
+# One engine through compose.yaml, without the harness (docs/containers.md): its results folder is made
+# for the container's user alone, never world-writable. CPUSET, MEMORY_GB, MODEL, PRECISION, AUDIO_DIR too.
+ENGINE ?= ort
+compose:
+	scripts/compose-run.sh $(ENGINE)
 
 # The container tests build only the small ort image; the heavy ones are built by `make compare`.
 # ensure-sshd.sh: the binary for the fleet's SSH test, which starts its own sshd on the loopback.

@@ -20,13 +20,15 @@ TABLE_END = "<!-- engines:end -->"
 
 COMPOSE_HEAD = """\
 # Generated from engines/registry.py by `python -m harness.generated --write`; do not edit by hand.
-# One service per engine, with the harness's mounts and limits:
-#   docker compose run --rm ort            (or: docker-compose run --rm ort)
-#   CPUSET=0-3 MEMORY_GB=4 MODEL=base PRECISION=int8 docker compose run --rm faster-whisper
-# Needs the base image (scripts/build-base-image.sh, or BASE_IMAGE=debian:bookworm-slim where a registry
-# is reachable), the model store (python -m harness models prepare) and the corpus (python -m harness
-# audio synth). Results land in ${COMPOSE_RESULTS:-results/compose}/<engine>-<model>-<precision>/, which
-# must exist and be writable by RUN_AS (default 1000:1000, the image's unprivileged user).
+# One service per engine, with the harness's mounts and limits, run through scripts/compose-run.sh:
+#   scripts/compose-run.sh ort             (or: make compose ENGINE=ort)
+#   CPUSET=0-3 MEMORY_GB=4 MODEL=base PRECISION=int8 scripts/compose-run.sh faster-whisper
+# which makes the results folder ${COMPOSE_RESULTS:-results/compose}/<engine>-<model>-<precision>/ (0755,
+# never world-writable) owned by the user the container runs as (RUN_AS: you, or 1000:1000, the image's
+# unprivileged user, when you are root) and then calls `docker compose run --rm <engine>` (v2) or
+# `docker-compose run --rm <engine>` (v1). Needs the base image (scripts/build-base-image.sh, or
+# BASE_IMAGE=debian:bookworm-slim where a registry is reachable), the model store (python -m harness models
+# prepare) and the corpus (python -m harness audio synth).
 x-engine: &engine
   user: "${RUN_AS:-1000:1000}"
   network_mode: none

@@ -271,19 +271,31 @@ def compose_command():
     pytest.fail("neither `docker compose` nor `docker-compose` is installed (scripts/ensure-docker.sh installs it)")
 
 
-def test_compose_runs_one_engine_with_the_same_limits(tmp_path, open_clips, tiny_model, ort_image, docker_client):
+def test_compose_runs_one_engine_with_the_same_limits_and_no_world_writable_folder(tmp_path, open_clips, tiny_model,
+                                                                                  ort_image, docker_client):
+    """scripts/compose-run.sh makes the results folder for the container's user alone: the test makes no folder
+    and chmods nothing; every folder on the way is closed to others and the container's files are its user's."""
+    import stat
+
     out = tmp_path / "compose"
     cell = out / "ort-tiny.en-fp32"
-    cell.mkdir(parents=True)
-    cell.chmod(0o777)
     env = {**os.environ, "COMPOSE_RESULTS": str(out), "AUDIO_DIR": str(open_clips), "CPUSET": "0",
            "MEMORY_GB": "2", "MODEL": "tiny.en", "COMPOSE_PROJECT_NAME": "whisperbenchtest"}
+    env.pop("PRECISION", None)
+    env.pop("RUN_AS", None)
     config = subprocess.run([*compose_command(), "config"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert config.returncode == 0, config.stderr
     assert "network_mode: none" in config.stdout and "read_only: true" in config.stdout
-    proc = subprocess.run([*compose_command(), "run", "--rm", "ort"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([str(ROOT / "scripts" / "compose-run.sh"), "ort"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    runs_as = 1000 if os.getuid() == 0 else os.getuid()   # the image's unprivileged user, never root
+    for folder in (out, cell):
+        st = folder.stat()
+        assert stat.S_IMODE(st.st_mode) & 0o022 == 0, f"{folder} is writable by others: {oct(st.st_mode)}"
+    assert cell.stat().st_uid == runs_as
+    written = list(cell.iterdir())
+    assert written and all(p.is_file() and not p.is_symlink() and p.stat().st_uid == runs_as for p in written)
     summary = json.loads((cell / "inference_summary.json").read_text())
     assert summary["cpuset"] == [0] and summary["threads"] == 1 and summary["n_ok"] == 2
     from harness.run.time_v import read_time_file
@@ -291,6 +303,9 @@ def test_compose_runs_one_engine_with_the_same_limits(tmp_path, open_clips, tiny
     assert read_time_file(cell / "time.txt")["exit_status"] == 0
     cgroup = json.loads((cell / "cgroup_memory.json").read_text())
     assert cgroup["limit"] == str(2 * 2**30) and cgroup["peak_bytes"] > 0
+    bad = subprocess.run([str(ROOT / "scripts" / "compose-run.sh"), "no-such-engine"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: compose.yaml has no service no-such-engine"
 
 
 def test_the_harness_and_dockerd_move_to_a_housekeeping_cpu_and_back(tmp_path, open_clips, tiny_model, ort_image):
