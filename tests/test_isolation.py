@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 pytestmark = [pytest.mark.docker]
 
@@ -216,36 +216,67 @@ def test_nohup_keeps_the_harness_running_through_sighup(tmp_path, docker_client,
         assert mine(docker_client) == []
 
 
-def test_another_users_harness_on_the_engine_is_named_in_one_line(docker_client):
-    """The lock files are per user; another user's harness is seen through the engine's abstract socket."""
-    from harness.errors import UserError
-    from harness.run.lock import engine_key, harness_lock
+def test_another_users_harness_holding_the_engine_stops_this_one_with_one_line(tmp_path, docker_client):
+    """A throwaway user (useradd, in the docker group) holds the engine with the harness's own lock, from its
+    own state folder; this user's `harness run` then prints one line naming that user and exits 2. The lock
+    files are per user, so what stops it is the engine's abstract socket, whose holder the kernel names."""
+    import grp
+    import pwd
+    import secrets
+    import shutil
+    import sysconfig
 
     if os.getuid() != 0:
-        pytest.skip("starting a process as another user needs root")
-    holder = textwrap.dedent(f"""
-        import socket, sys, time
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind("\\0whisper-bench-engine-{engine_key(docker_client.info())}")
-        s.listen(1)
-        print("bound", flush=True)
-        time.sleep(60)
-    """)
-    python = "/usr/bin/python3"  # the system's: the venv's may sit in a folder that user cannot enter
-    if not os.path.exists(python):
-        pytest.skip(f"{python} is missing")
-    proc = subprocess.Popen([python, "-c", holder], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
-                            preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        pytest.skip("creating a user and starting a process as it needs root")
+    if not (shutil.which("useradd") and shutil.which("userdel") and shutil.which("runuser")):
+        pytest.skip("useradd, userdel or runuser is not installed")
+    python = "/usr/bin/python3"   # the venv's interpreter may sit in a folder (root's home) others cannot enter
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True) if os.path.exists(python) else None
+    if version is None or version.stdout.strip() != str(sys.version_info[:2]):
+        pytest.skip(f"{python} is missing or not Python {sys.version_info[0]}.{sys.version_info[1]}")
+    user = f"wbench-other-{secrets.token_hex(3)}"
+    groups = ["--groups", "docker"] if "docker" in {g.gr_name for g in grp.getgrall()} else []
+    subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", *groups, user], check=True)
+    holder_pid = proc = None
     try:
-        assert proc.stdout.readline().strip() == "bound", proc.stderr.read()
-        with pytest.raises(UserError) as exc:
-            with harness_lock(docker_client, "x"):
-                pass
-        line = str(exc.value)
-        assert "\n" not in line and line.startswith("another user's harness is using this Docker engine (user ")
-        assert f"uid 65534), pid {proc.pid})" in line
+        uid = pwd.getpwnam(user).pw_uid
+        site = sysconfig.get_paths()["purelib"]   # the venv's packages (the Docker client), readable by all
+        hold = textwrap.dedent("""
+            import os, time, docker
+            from harness.run.lock import harness_lock
+            with harness_lock(docker.from_env(), "theirs"):
+                print("held", os.getuid(), os.getpid(), flush=True)
+                time.sleep(120)
+        """)
+        proc = subprocess.Popen(["runuser", "-u", user, "--", "env", f"PYTHONPATH={ROOT}:{site}", python, "-c", hold],
+                                cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        held = proc.stdout.readline().split()
+        assert held[:2] == ["held", str(uid)], proc.stderr.read() if proc.poll() is not None else held
+        holder_pid = int(held[2])
+        theirs = pwd.getpwnam(user).pw_dir + "/.local/state/whisper-bench/locks"
+        assert os.stat(theirs).st_uid == uid   # their lock file, in their own state folder
+        models, audio = inputs(tmp_path)
+        ours = run_cli("-m", "harness", "run", "--engines", "ort:fp32", "--model", "tiny.en", "--sut", "ours",
+                       "--cpuset", "0", "--cores-list", "1", "--repeats", "1", "--memory-gb", "1", "--warmup", "0",
+                       "--models-dir", str(models), "--audio-dir", str(audio), "--results", str(tmp_path / "results"),
+                       "--no-build", "--no-report", "--quiet-wait", "0")
+        lines = ours.stderr.strip().splitlines()
+        assert ours.returncode == 2 and len(lines) == 1, ours.stderr
+        assert lines[0].startswith(f"error: another user's harness is using this Docker engine (user {user} "
+                                   f"(uid {uid}), pid {holder_pid}): wait for it to finish"), lines[0]
+        assert not (tmp_path / "results" / "ours").exists()
     finally:
-        proc.kill()
-        proc.wait()
-    with harness_lock(docker_client, "x"):  # free again once it is gone
+        if holder_pid is not None:
+            os.kill(holder_pid, signal.SIGKILL)   # runuser then exits with its child
+        if proc is not None:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["userdel", "--remove", user], capture_output=True)
+    from harness.run.lock import harness_lock
+
+    with harness_lock(docker_client, "x"):  # free again once their harness is gone
         pass
