@@ -173,3 +173,19 @@ def test_batch_sizes_add_throughput_cells_for_engines_that_batch():
 
     assert engine_command(config, cells[3])[-2:] == ["--batch-size", "8"]
     assert "--batch-size" not in engine_command(config, cells[0])
+
+
+def test_the_containers_command_is_what_the_runner_parses():
+    """engines/command.py builds the runner's arguments for the containers and the bench script: each setting
+    arrives in the runner's own parser as the cell asked for it."""
+    from engines.runner import parse_args
+    from harness.run.container import engine_command
+
+    env = {"CORES_LIST": "2", "ENGINES": "ort:int8", "CPUSET": "0,1", "BATCH_SIZES": "4", "WARMUP": "0"}
+    config = build_config(blank_args(), env)
+    config.engine_args = ["--beam-size", "5"]
+    [cell] = plan_cells(config)
+    args = parse_args(engine_command(config, cell))
+    assert (args.engine, args.precision, args.threads, args.batch_size, args.beam_size, args.warmup) == \
+        ("ort", "int8", 2, 4, 5, config.warmup)
+    assert (args.model_dir, args.audio_dir, args.out, args.model_name) == ("/models", "/audio", "/results", "tiny.en")

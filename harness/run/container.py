@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engines.command import runner_arguments
 from engines.results import Status
 from engines.serve.logs import SERVE_SUMMARY
 
@@ -51,11 +52,12 @@ def container_user() -> str:
 
 
 def engine_command(config: Config, cell: Cell) -> list[str]:
-    return [cell.engine, "--model-dir", "/models", "--model-name", config.model, "--audio-dir", "/audio",
-            "--out", REMOTE_RESULTS if config.remote else "/results", "--threads", str(cell.cores),
-            "--precision", cell.variant,
-            "--warmup", str(config.warmup), "--repeats", "1", *config.engine_args,
-            *(["--batch-size", str(cell.batch)] if cell.batch > 1 else [])]
+    """The runner's arguments inside the container: the model store, the corpus and the results at their
+    mount points, one thread per core of the cell."""
+    return runner_arguments(cell.engine, model_dir="/models", model_name=config.model, audio_dir="/audio",
+                            out=REMOTE_RESULTS if config.remote else "/results", threads=cell.cores,
+                            precision=cell.variant, warmup=config.warmup, repeats=1, batch_size=cell.batch,
+                            extra=config.engine_args)
 
 
 def new_record(config: Config, cell: Cell, image: str, image_id: str | None, round_index: int) -> RunRecord:
