@@ -5,35 +5,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from fleet_files import sut_table, write_fleet
 
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-
-FLEET = """
-[defaults]
-model = "tiny.en"
-engines = "ort:int8"
-repeats = 1
-warmup = 0
-
-[sut.one]
-docker = "unix:///var/run/docker.sock"
-cpuset = "0"
-memory_gb = 2
-cores_list = "1"
-price_per_core_hour = 0.05
-
-[sut.two]
-docker = "unix://{socket}"
-cpuset = "1"
-memory_gb = 2
-cores_list = "1"
-"""
 
 
 def test_fleet_file_errors_are_one_line(tmp_path):
@@ -73,9 +50,10 @@ def test_a_fleet_of_two_engines_runs_resumes_and_survives_a_stopped_engine(tmp_p
     from harness.fleet.run import run_fleet
     from harness.run.lock import lock_path
 
-    fleet_file = tmp_path / "fleet.toml"
-    fleet_file.write_text(FLEET.format(socket=second_engine["socket"]))
-    fleet = load_fleet(fleet_file)
+    fleet = load_fleet(write_fleet(
+        tmp_path, "ort:int8",
+        sut_table("one", "unix:///var/run/docker.sock", "0", 2, extra="price_per_core_hour = 0.05"),
+        sut_table("two", f"unix://{second_engine['socket']}", "1", 2)))
     results = tmp_path / "results"
 
     def run():
@@ -105,27 +83,6 @@ def test_a_fleet_of_two_engines_runs_resumes_and_survives_a_stopped_engine(tmp_p
     assert third["one"]["status"] == "ok" and third["one"]["cells_run"] == 1
     assert third["two"]["status"] == "failed" and "not reachable" in third["two"]["error"]
     assert json.loads((results / "fleet.json").read_text())["suts"][1]["status"] == "failed"
-
-
-SSH_FLEET = """
-[defaults]
-model = "tiny.en"
-engines = "ort:int8"
-repeats = 1
-warmup = 0
-
-[sut.ssh]
-docker = "ssh://wbench-sut"
-ssh_client = {ssh_client}
-cpuset = "0"
-memory_gb = 2
-cores_list = "1"
-
-[sut.nobody]
-docker = "ssh://root@127.0.0.1:1"
-cpuset = "0"
-cores_list = "1"
-"""
 
 
 @pytest.fixture
@@ -194,8 +151,10 @@ def test_a_sut_over_ssh_sends_runs_and_fetches_through_both_ssh_transports(tmp_p
             if volume.name.startswith("whisper-bench-audio-"):  # so that something crosses the SSH link
                 volume.remove(force=True)
         shutil.rmtree(cell, ignore_errors=True)
-        fleet_file = tmp_path / "fleet.toml"
-        fleet_file.write_text(SSH_FLEET.format(ssh_client=str(ssh_client).lower()))
+        fleet_file = write_fleet(tmp_path, "ort:int8",
+                                 sut_table("ssh", "ssh://wbench-sut", memory_gb=2,
+                                           extra=f"ssh_client = {str(ssh_client).lower()}"),
+                                 sut_table("nobody", "ssh://root@127.0.0.1:1"))
         return {o["sut"]: o for o in run_fleet(load_fleet(fleet_file), results, ROOT / "models", open_clips,
                                                build=False)}
 

@@ -3,35 +3,18 @@
 names a user or a host path."""
 import json
 import socket
-import sys
 
 import pytest
+from fleet_files import sut_table, write_fleet
 from test_isolation import inputs, mine, register, script_engines  # noqa: F401  (script_engines: a fixture)
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
 
-TCP_FLEET = """
-[defaults]
-model = "tiny.en"
-engines = "benign:fp32"
-repeats = 1
-warmup = 0
-
-[sut.plain]
-docker = "tcp://127.0.0.1:{port}"
-cpuset = "0"
-memory_gb = 1
-cores_list = "1"
-{extra}
-"""
-
-
-def write_fleet(tmp_path, text):
-    path = tmp_path / "fleet.toml"
-    path.write_text(text)
-    return path
+def tcp_fleet(tmp_path, port: int, extra: str = ""):
+    """A fleet file of one SUT on a Docker engine at tcp://127.0.0.1:<port>."""
+    return write_fleet(tmp_path, "benign:fp32", sut_table("plain", f"tcp://127.0.0.1:{port}", memory_gb=1,
+                                                          extra=extra))
 
 
 def test_plain_tcp_is_refused_unless_the_fleet_file_says_insecure(tmp_path, monkeypatch):
@@ -44,20 +27,20 @@ def test_plain_tcp_is_refused_unless_the_fleet_file_says_insecure(tmp_path, monk
             (tmp_path / ".docker" / "ca.pem").write_text("CA")
         monkeypatch.setenv("HOME", str(tmp_path))
         with pytest.raises(UserError) as exc:
-            load_fleet(write_fleet(tmp_path, TCP_FLEET.format(port=2375, extra=extra)))
+            load_fleet(tcp_fleet(tmp_path, 2375, extra=extra))
         line = str(exc.value)
         assert "\n" not in line and "[sut.plain]: tcp://127.0.0.1:2375 without verified TLS" in line
         assert "insecure = true" in line
-    fleet = load_fleet(write_fleet(tmp_path, TCP_FLEET.format(port=2375, extra="insecure = true")))
+    fleet = load_fleet(tcp_fleet(tmp_path, 2375, extra="insecure = true"))
     assert fleet.suts[0].insecure
     # `~` in the TLS files is expanded, and a TLS engine needs no `insecure`
     tls = "tls_ca = '~/.docker/ca.pem'\ntls_cert = '~/.docker/ca.pem'\ntls_key = '~/.docker/ca.pem'"
-    [sut] = load_fleet(write_fleet(tmp_path, TCP_FLEET.format(port=2376, extra=tls))).suts
+    [sut] = load_fleet(tcp_fleet(tmp_path, 2376, extra=tls)).suts
     assert sut.tls_ca == str(tmp_path / ".docker" / "ca.pem") and not sut.insecure
     with pytest.raises(UserError, match="insecure = true applies only to a tcp:// engine without verified TLS"):
-        load_fleet(write_fleet(tmp_path, TCP_FLEET.format(port=2376, extra=tls + "\ninsecure = true")))
+        load_fleet(tcp_fleet(tmp_path, 2376, extra=tls + "\ninsecure = true"))
     with pytest.raises(UserError, match="tls_ca = '.*/missing.pem': no such file"):
-        load_fleet(write_fleet(tmp_path, TCP_FLEET.format(port=2376, extra="tls_ca = '~/missing.pem'")))
+        load_fleet(tcp_fleet(tmp_path, 2376, extra="tls_ca = '~/missing.pem'"))
 
 
 def test_endpoints_and_errors_are_reduced_for_tracked_files():
@@ -111,7 +94,7 @@ def test_an_insecure_tcp_engine_runs_marked_with_inputs_rehashed_there(tmp_path,
     register(monkeypatch, names)
     port, sock = tcp_engine
     models, audio = inputs(tmp_path)
-    fleet = load_fleet(write_fleet(tmp_path, TCP_FLEET.format(port=port, extra="insecure = true")))
+    fleet = load_fleet(tcp_fleet(tmp_path, port, extra="insecure = true"))
     results = tmp_path / "results"
 
     first = run_sut(fleet.suts[0], fleet, results, models, audio, build=False)

@@ -184,11 +184,21 @@ def _grouped_bars(ax, rows, value, style: Style, whisker=None):
     ax.set_xticks(range(len(cores)), [f"{c} core{'s' if c != 1 else ''}" for c in cores])
 
 
+def _per_model_figure(sut: str, rows: list[dict], path: Path, draw, legend, width: float = 6.0) -> Path:
+    """One panel per model, each drawn by draw(ax, model, its rows); the legend beside the last panel."""
+    models = _by_model(rows)
+    fig, axes = _panels(_pyplot(), len(models), width=width)
+    for ax, (model, group) in zip(axes, models.items()):
+        draw(ax, model, group)
+    if rows:
+        legend(axes[-1], rows)
+    fig.suptitle(sut)
+    _save(fig, path)
+    return path
+
+
 def plot_scaling(sut: str, ok: list[dict], style: Style, path: Path) -> Path:
-    plt = _pyplot()
-    models = _by_model(ok)
-    fig, axes = _panels(plt, len(models))
-    for ax, (model, rows) in zip(axes, models.items()):
+    def draw(ax, model: str, rows: list[dict]) -> None:
         for _cell, group in _by_cell(rows).items():
             errors = [interval_error(r["rtf"], r.get("rtf_ci_low"), r.get("rtf_ci_high")) for r in group]
             ax.errorbar([r["cores"] for r in group], [r["rtf"] for r in group],
@@ -200,40 +210,33 @@ def plot_scaling(sut: str, ok: list[dict], style: Style, path: Path) -> Path:
                title=f"{model}: scaling with cores (bars: 95 % interval)")
         ax.set_xticks(sorted({r["cores"] for r in rows}) or [1])
         ax.grid(alpha=0.3)
-    if ok:
-        style.legend(axes[-1], ok)
-    fig.suptitle(sut)
-    _save(fig, path)
-    return path
+
+    return _per_model_figure(sut, ok, path, draw, style.legend)
 
 
 def plot_file_times(sut: str, ok: list[dict], style: Style, path: Path) -> Path:
     """The median file's time and the longest file's: with a corpus of a few dozen files a p95 is the
     longest file or next to it, so the whisker is named for what it is."""
-    plt = _pyplot()
     # cells reduced before the longest file was recorded carry its p95 (the same file on a small corpus)
     timed = [{**r, "longest_s": r.get("max_file_s") or r.get("p95_s")} for r in ok if r.get("p50_s")]
-    models = _by_model(timed)
-    fig, axes = _panels(plt, len(models), width=7.0)
-    for ax, (model, rows) in zip(axes, models.items()):
+
+    def draw(ax, model: str, rows: list[dict]) -> None:
         _grouped_bars(ax, rows, "p50_s", style, whisker="longest_s")
         ax.set(ylabel="seconds per file, end to end", title=f"{model}: time per file (bar: median file, "
                                                              "whisker: longest file)")
-    if timed:
-        style.bar_legend(axes[-1], timed)
-    fig.suptitle(sut)
-    _save(fig, path)
-    return path
+
+    return _per_model_figure(sut, timed, path, draw, style.bar_legend, width=7.0)
 
 
 def plot_memory(sut: str, rows: list[dict], style: Style, path: Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     measured = [r for r in rows if r.get("peak_rss_mib") or r.get("container_peak_mib")]
-    _grouped_bars(axes[0], [r for r in measured if r.get("peak_rss_mib")], "peak_rss_mib", style)
-    axes[0].set(ylabel="MiB", title="peak RSS of the engine process (time -v)")
-    _grouped_bars(axes[1], [r for r in measured if r.get("container_peak_mib")], "container_peak_mib", style)
-    axes[1].set(ylabel="MiB", title="container peak (cgroup, page cache incl., cold start)")
+    panels = (("peak_rss_mib", "peak RSS of the engine process (time -v)"),
+              ("container_peak_mib", "container peak (cgroup, page cache incl., cold start)"))
+    for ax, (key, title) in zip(axes, panels):
+        _grouped_bars(ax, [r for r in measured if r.get(key)], key, style)
+        ax.set(ylabel="MiB", title=title)
     if measured:
         style.bar_legend(axes[1], measured)
     fig.suptitle(f"{sut}: memory")
@@ -246,12 +249,9 @@ def plot_wer_vs_speed(sut: str, ok: list[dict], style: Style, path: Path) -> Pat
     other such row beats on both speed and WER."""
     from matplotlib.lines import Line2D
 
-    plt = _pyplot()
     key = "wer" if any(r.get("wer") is not None for r in ok) else "wer_vs_baseline"
-    scored = [r for r in ok if r.get(key) is not None]
-    models = _by_model(scored)
-    fig, axes = _panels(plt, len(models))
-    for ax, (model, rows) in zip(axes, models.items()):
+
+    def draw(ax, model: str, rows: list[dict]) -> None:
         for r in rows:
             ax.plot([1 / r["rtf"]], [100 * r[key]], **style.point(r))
             ax.annotate(f"{r['cores']}c", (1 / r["rtf"], 100 * r[key]), fontsize=7, xytext=(4, 3),
@@ -263,12 +263,11 @@ def plot_wer_vs_speed(sut: str, ok: list[dict], style: Style, path: Path) -> Pat
         ax.set(xlabel="RTFx (audio time / processing time; higher is faster)",
                ylabel=f"{'WER' if key == 'wer' else 'WER against the baseline'} %", title=f"{model}: speed vs accuracy")
         ax.grid(alpha=0.3)
-    if scored:
-        style.legend(axes[-1], scored, [Line2D([], [], color="grey", linestyle=":",
-                                               label="front (rows within the gate)")])
-    fig.suptitle(sut)
-    _save(fig, path)
-    return path
+
+    def legend(ax, rows: list[dict]) -> None:
+        style.legend(ax, rows, [Line2D([], [], color="grey", linestyle=":", label="front (rows within the gate)")])
+
+    return _per_model_figure(sut, [r for r in ok if r.get(key) is not None], path, draw, legend)
 
 
 def model_fronts(rows: list[dict], key: str = "wer") -> dict[str, list[tuple[float, float]]]:
