@@ -82,19 +82,17 @@ def test_environment_configures_and_flags_win():
     assert [(c.engine, c.cores, c.cpuset) for c in plan_cells(config)] == [("ort", 1, (0,))]
 
 
-def test_bad_configuration_is_refused():
-    with pytest.raises(UserError, match="CORES_LIST asks for 99 cores"):
-        build_config(blank_args(cores_list="1 99"), {})
-    with pytest.raises(UserError, match="CPUSET 0-999: CPU .* is not usable"):
-        build_config(blank_args(cpuset="0-999"), {})
-    with pytest.raises(UserError, match="MEMORY_GB=100000 is more than"):
-        build_config(blank_args(memory_gb="100000"), {})
-    with pytest.raises(UserError, match="REPEATS='x' is not a number"):
-        build_config(blank_args(repeats="x"), {})
-    with pytest.raises(UserError, match="SUT_NAME='../x': use letters"):
-        build_config(blank_args(sut="../x"), {})
-    with pytest.raises(UserError, match="TIME_BUDGET='soon' is not a number"):
-        build_config(blank_args(time_budget="soon"), {})
+@pytest.mark.parametrize("setting,message", [
+    ({"cores_list": "1 99"}, "CORES_LIST asks for 99 cores"),
+    ({"cpuset": "0-999"}, "CPUSET 0-999: CPU .* is not usable"),
+    ({"memory_gb": "100000"}, "MEMORY_GB=100000 is more than"),
+    ({"repeats": "x"}, "REPEATS='x' is not a number"),
+    ({"sut": "../x"}, "SUT_NAME='../x': use letters"),
+    ({"time_budget": "soon"}, "TIME_BUDGET='soon' is not a number"),
+])
+def test_bad_configuration_is_refused(setting, message):
+    with pytest.raises(UserError, match=message):
+        build_config(blank_args(**setting), {})
 
 
 def test_every_run_setting_has_a_flag_and_a_variable_from_one_table():
