@@ -19,4 +19,5 @@ def serve(args) -> tuple[Path, list[dict]]:
         raise UserError("SCENARIOS: `harness serve` runs offline and server; single-stream is `harness run`")
     settings.scenarios = wanted
     config = build_config(args)
-    return config.sut_dir, run_serving(config, settings, build=not args.no_build)
+    records = run_serving(config, settings, build=not args.no_build)
+    return config.sut_dir, records  # the serving area's folder: run_serving points the config at it
