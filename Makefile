@@ -103,7 +103,7 @@ compose:
 test: venv system-deps docker
 	scripts/ensure-sshd.sh
 	$(PY) -m ruff check harness engines tests scripts
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra --durations=20 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
