@@ -8,13 +8,13 @@ Strings are a u16 length that counts a trailing NUL, then the bytes.
 """
 from __future__ import annotations
 
-from ..errors import UserError
-
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import UserError
 
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 # CTranslate2's dtype codes.

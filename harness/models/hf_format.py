@@ -78,8 +78,14 @@ def generation_config(ct2_config: dict, tok: dict, dims: WhisperDims) -> dict:
 
 def write_hf(out_dir: Path, state: dict[str, np.ndarray], dims: WhisperDims, ct2_dir: Path) -> None:
     import torch
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizerFast,
+    )
 
     ct2_config = json.loads((ct2_dir / "config.json").read_text(encoding="utf-8"))
     tok = full_tokenizer_json(ct2_dir, dims.n_vocab)

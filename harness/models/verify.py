@@ -48,9 +48,9 @@ def hf_tokens(model_dir: Path, audio: np.ndarray, prompt: list[int]) -> list[int
 def ort_tokens(model_dir: Path, audio: np.ndarray, precision: str) -> list[int]:
     from engines.ort.decoding import DecodeOptions
     from engines.ort.model import OrtWhisper
-    from engines.registry import spec
     from engines.ort.tokenizer import Tokenizer
     from engines.ort.transcribe import transcribe
+    from engines.registry import spec
 
     onnx_dir = model_dir / spec("ort").check_variant(precision)
     model = OrtWhisper(onnx_dir, threads=2)
