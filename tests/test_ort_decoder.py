@@ -150,3 +150,12 @@ def test_token_logprob_is_the_log_softmax_entry_without_the_whole_row():
     row[:100] = -np.inf  # suppressed tokens
     for token in (100, 2068, 51863):
         assert token_logprob(row, token) == pytest.approx(float(log_softmax(row)[token]), abs=1e-4)
+
+
+def test_every_session_stops_its_workers_spinning_when_a_run_returns(loaded):
+    """Spinning workers between decoder steps took CPU from the decoding loop (docs/ort.md, Threads)."""
+    from engines.ort.model import FORCE_SPINNING_STOP
+
+    _, model, _, _ = loaded
+    for session in (model.encoder, model.cross_kv, model.decoder_past):
+        assert session.get_session_options().get_session_config_entry(FORCE_SPINNING_STOP) == "1"

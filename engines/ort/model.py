@@ -22,6 +22,7 @@ MASKED = -1e9
 
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+FORCE_SPINNING_STOP = "session.force_spinning_stop"  # onnxruntime_session_options_config_keys.h
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class OrtWhisper:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Each session's pool workers stop spinning when its Run returns: otherwise they spin on while the
+        # decoding loop's Python work (logit filters, next feeds) runs between steps, and while the next
+        # session runs. tiny.en int8, 2 pinned CPUs, 9 files: 1.07x faster end to end, the decoder 1.18x
+        # (docs/ort.md); no effect at 1 thread (no workers).
+        opts.add_session_config_entry(FORCE_SPINNING_STOP, "1")
         if optimization_level not in OPTIMIZATION_LEVELS:
             raise ValueError(f"graph optimisation level {optimization_level!r}: use one of "
                              f"{', '.join(OPTIMIZATION_LEVELS)}")
