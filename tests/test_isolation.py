@@ -195,8 +195,8 @@ def test_nohup_keeps_the_harness_running_through_sighup(tmp_path, docker_client,
 
     def start(ignore_hup: bool):
         return subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_hup
-                                else None)
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP,
+                                                                 signal.SIG_IGN if ignore_hup else signal.SIG_DFL))
 
     for ignore_hup, code in ((True, 0), (False, 129)):
         proc = start(ignore_hup)
@@ -209,7 +209,12 @@ def test_nohup_keeps_the_harness_running_through_sighup(tmp_path, docker_client,
             time.sleep(0.2)
         assert sleeper_running(), "the container never started"
         proc.send_signal(signal.SIGHUP)
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:  # left running, it would hold the engine for the tests after this one
+                proc.kill()
+                proc.wait()
         assert proc.returncode == code, err
         run = tmp_path / "results" / "hup" / "container_1c1g" / "sleeper-tiny.en-fp32" / "round-1" / "run.json"
         assert json.loads(run.read_text())["status"] == ("ok" if ignore_hup else "interrupted")
