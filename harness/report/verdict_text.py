@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..evidence.verdicts import MIN_EFFECT
+
 
 def _times(o: dict) -> str:
     if o.get("times_leader") is None:
@@ -42,7 +44,7 @@ def verdict_lines(q: dict) -> list[str]:
         resolvable = [o["smallest_resolvable"] for o in tied if o.get("smallest_resolvable")]
         line = (f"{q['question']}: tie: {lead['cell']} ({_value(q)}) and "
                 + ", ".join(f"{o['cell']} ({_times(o)})" for o in tied)
-                + "; the intervals do not separate them"
+                + f"; the intervals do not put them {100 * MIN_EFFECT:g} % apart"
                 + (f" (at this noise and these rounds, about {100 * (max(resolvable) - 1):.0f} % would have been "
                    f"resolved)" if resolvable else "") + ".")
     return [line] + [f"  note: {c}" for c in q["caveats"]]
