@@ -165,8 +165,13 @@ def capacity_rows(records: list[dict]) -> tuple[list[dict], str]:
 
 def write_capacity_report(serving_dir: Path) -> Path:
     """capacity.md (table, answer lines, plots), capacity.csv and the plots; returns capacity.md."""
-    records = load_cells(serving_dir)
+    return _write_report(serving_dir, load_cells(serving_dir))[0]
+
+
+def _write_report(serving_dir: Path, records: list[dict]) -> tuple[Path, list[str]]:
+    """The capacity report of these serving cells; capacity.md and its answer lines."""
     rows, rule = capacity_rows(records)
+    lines = answer_lines(rows)
     plots = plot_hockey_sticks([(rec, capacity_row(rec)) for rec in records], serving_dir / "plots")
     settings = records[0]["settings"] if records else {}
     text = [f"# Serving capacity: {serving_dir.parent.name}\n",
@@ -177,11 +182,11 @@ def write_capacity_report(serving_dir: Path) -> Path:
                " (too short for LoadGen's early-stopping estimate, which calls such runs INVALID)")
             + f". One run per point, no intervals. Gate: {rule}. Audit: responses LoadGen sampled under load "
             "must equal the accuracy run's. Energy at the capacity point, source on every row.\n",
-            *answer_lines(rows), "", markdown_table(rows, COLUMNS)]
+            *lines, "", markdown_table(rows, COLUMNS)]
     text += [f"![{p.stem}](plots/{p.name})" for p in plots]
     write_atomic(serving_dir / CAPACITY_MD, "\n".join(text) + "\n", only_if_changed=True)
     write_atomic(serving_dir / CAPACITY_CSV, csv_text(rows, COLUMNS), only_if_changed=True)
-    return serving_dir / CAPACITY_MD
+    return serving_dir / CAPACITY_MD, lines
 
 
 class CapacityExporter:
@@ -195,7 +200,7 @@ class CapacityExporter:
             records = load_cells(serving_dir)
             if not records:
                 continue
-            written.append(write_capacity_report(serving_dir))
-            report.capacity[serving_dir.parent.name] = {"md": written[-1],
-                                                        "lines": answer_lines(capacity_rows(records)[0])}
+            md, lines = _write_report(serving_dir, records)
+            written.append(md)
+            report.capacity[serving_dir.parent.name] = {"md": md, "lines": lines}
         return written

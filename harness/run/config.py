@@ -161,8 +161,6 @@ def _int_list(text: str, what: str) -> list[int]:
     return values
 
 
-
-
 def safe_name(value: str, what: str) -> str:
     """A name that becomes a folder (results/<SUT_NAME>/, models/whisper-<MODEL>/): no '..', no '/'."""
     from ..models.sources import NAME_RE

@@ -98,8 +98,6 @@ class ServeSettings:
         return asdict(self)
 
 
-
-
 def _number(value, name: str, kind=float, low=0.0):
     """run/settings.number, with the serving settings' float floor (its messages say 0.0)."""
     return number(value, name, kind, low)
