@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -221,6 +222,35 @@ def test_nohup_keeps_the_harness_running_through_sighup(tmp_path, docker_client,
         assert mine(docker_client) == []
 
 
+def _readable_copy_of_the_lock_code(dest: Path) -> str:
+    """The modules the lock holder imports (the harness's and the Docker client's, as this interpreter finds
+    them), copied into `dest` readable by all: the checkout and its venv may sit in a folder another user
+    cannot enter (a home, a mktemp -d). Returns its PYTHONPATH."""
+    import shutil
+    import sysconfig
+
+    probe = subprocess.run([sys.executable, "-c", "import sys, docker, harness.run.lock\n"
+                            "print('\\n'.join(sorted({m.__file__ for m in list(sys.modules.values())\n"
+                            "                         if getattr(m, '__file__', None)})))"],
+                           cwd=ROOT, capture_output=True, text=True, check=True)
+    roots = [ROOT, Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"])]
+    tops = {(ROOT, "harness"), (ROOT, "engines")}   # whole: the lock imports parts of them as it goes
+    for file in map(Path, probe.stdout.split()):
+        for root in roots:
+            if file.is_relative_to(root):
+                tops.add((root, file.relative_to(root).parts[0]))
+    dest.mkdir(parents=True, exist_ok=True)
+    for root, top in tops:
+        if (root / top).is_dir():
+            shutil.copytree(root / top, dest / top, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(root / top, dest / top)
+    for folder in [dest, *dest.rglob("*")]:
+        folder.chmod(folder.stat().st_mode | (0o755 if folder.is_dir() else 0o644))
+    return str(dest)
+
+
 def test_another_users_harness_holding_the_engine_stops_this_one_with_one_line(tmp_path, docker_client):
     """A throwaway user (useradd, in the docker group) holds the engine with the harness's own lock, from its
     own state folder; this user's `harness run` then prints one line naming that user and exits 2. The lock
@@ -229,7 +259,6 @@ def test_another_users_harness_holding_the_engine_stops_this_one_with_one_line(t
     import pwd
     import secrets
     import shutil
-    import sysconfig
 
     if os.getuid() != 0:
         pytest.skip("creating a user and starting a process as it needs root")
@@ -246,7 +275,7 @@ def test_another_users_harness_holding_the_engine_stops_this_one_with_one_line(t
     holder_pid = proc = None
     try:
         uid = pwd.getpwnam(user).pw_uid
-        site = sysconfig.get_paths()["purelib"]   # the venv's packages (the Docker client), readable by all
+        path = _readable_copy_of_the_lock_code(Path(pwd.getpwnam(user).pw_dir) / "wbench-src")
         hold = textwrap.dedent("""
             import os, time, docker
             from harness.run.lock import harness_lock
@@ -254,7 +283,7 @@ def test_another_users_harness_holding_the_engine_stops_this_one_with_one_line(t
                 print("held", os.getuid(), os.getpid(), flush=True)
                 time.sleep(120)
         """)
-        proc = subprocess.Popen(["runuser", "-u", user, "--", "env", f"PYTHONPATH={ROOT}:{site}", python, "-c", hold],
+        proc = subprocess.Popen(["runuser", "-u", user, "--", "env", f"PYTHONPATH={path}", python, "-c", hold],
                                 cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         held = proc.stdout.readline().split()
         assert held[:2] == ["held", str(uid)], proc.stderr.read() if proc.poll() is not None else held
