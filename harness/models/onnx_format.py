@@ -1,6 +1,7 @@
 """ONNX formats: fp32 exported with optimum (encoder, decoder, decoder-with-past), the cross-attention
 K/V graph `cross_kv_model.onnx` built from the same weights (so `ort` never loads the first-step
-decoder), and int8 as 8-bit block-wise weights (MatMulNBits, blocks of 32, int8 compute).
+decoder), the encoder's attention as one MultiHeadAttention node per layer (onnx_attention.py), and int8:
+the encoder dynamic int8 per channel, the decoders 8-bit block-wise weights (MatMulNBits, blocks of 32).
 
 Heavy imports stay inside functions: this module runs only under `models prepare`.
 """
@@ -13,6 +14,7 @@ import numpy as np
 
 # What the `ort` engine loads; optimum's names.
 ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
+ENCODER_FILE = ONNX_FILES[0]
 # Small text files the ONNX folders carry so each folder is self-contained for an engine.
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 CROSS_KV = "cross_kv_model.onnx"
@@ -34,17 +36,22 @@ def export_onnx(hf_dir: Path, out_dir: Path) -> None:
     _keep_only(out_dir, hf_dir)
 
 
-# int8: every MatMul with a constant weight becomes MatMulNBits, 8-bit symmetric weights in blocks of
-# INT8_BLOCK along the reduction axis, computed in int8 with activations quantised per block at run time
-# (accuracy level 4), like CTranslate2's int8. Measured on whisper-base, 9.8 min corpus, 2 threads:
-# dynamic per-channel int8 (MatMulInteger, activations per tensor) gave WER +1.03 points over fp32;
-# blocks of 32 gave +0.00, 64 -0.12, 128 +0.28, at 0.85x, 0.82x and 0.77x the time of faster-whisper int8.
+# int8, decoders (and the cross-attention K/V): every MatMul with a constant weight becomes MatMulNBits,
+# 8-bit symmetric weights in blocks of INT8_BLOCK along the reduction axis, computed in int8 with activations
+# quantised per block at run time (accuracy level 4), like CTranslate2's int8. Measured on whisper-base,
+# 9.8 min corpus, 2 threads, the whole model quantised one way: dynamic per-channel int8 (activations per
+# tensor) gave WER +1.03 points over fp32; blocks of 32 gave +0.00, 64 -0.12, 128 +0.28.
 INT8_BLOCK = 32
 INT8_ACCURACY_LEVEL = 4
+# int8, encoder: dynamic int8, weights per output channel, activations per tensor at run time
+# (DynamicQuantizeMatMul, onnxruntime's u8s8 GEMM: VNNI or AMX where the CPU has them). Its 1500-frame
+# products are large enough for that GEMM; MatMulNBits dequantises per block and was 1.9x slower on
+# tiny.en's encoder (1 thread: 221 against 428 ms). Its accuracy cost is the decoder's share of the +1.03
+# points above not paid: the encoder alone in this form is within the gate (docs/ort.md, int8).
 
 
 def quantize_int8_file(src: Path, dst: Path, bits: int = 8, block: int = INT8_BLOCK) -> None:
-    """MatMulNBits weights of `bits` bits in blocks of `block` (the store's int8; discover's other builds)."""
+    """MatMulNBits weights of `bits` bits in blocks of `block` (the store's int8 decoders; discover's builds)."""
     import logging
 
     import onnx
@@ -59,11 +66,43 @@ def quantize_int8_file(src: Path, dst: Path, bits: int = 8, block: int = INT8_BL
     quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
 
 
+def quantize_dynamic_file(src: Path, dst: Path) -> None:
+    """Dynamic int8 in operator form: int8 weights per output channel, activations quantised per tensor at
+    run time (DynamicQuantizeLinear + MatMulInteger, which onnxruntime fuses into DynamicQuantizeMatMul).
+    The default tensor type lets it pass the MultiHeadAttention nodes, whose outputs ONNX's shape
+    inference cannot type."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice (to the root logger) to pre-process is for convolutional models
+    try:
+        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
+
+
 def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ONNX_FILES:
-        quantize_int8_file(fp32_dir / name, out_dir / name)
+        (quantize_dynamic_file if name == ENCODER_FILE else quantize_int8_file)(fp32_dir / name, out_dir / name)
     _keep_only(out_dir, fp32_dir)
+
+
+def fuse_encoder_attention(onnx_dir: Path) -> None:
+    """The encoder's self-attention, one MultiHeadAttention per layer (onnx_attention.py), in place."""
+    import json
+
+    from .onnx_attention import fuse_self_attention
+
+    config = json.loads((onnx_dir / "config.json").read_text())
+    path = onnx_dir / ENCODER_FILE
+    fuse_self_attention(path, path, config["encoder_attention_heads"], config["encoder_layers"])
 
 
 def build_cross_kv(hf_dir: Path, onnx_dir: Path, int8: bool = False) -> None:

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .onnx_format import quantize_int8_file
+from .onnx_format import quantize_dynamic_file, quantize_int8_file
 
 FP32 = "fp32"
 
@@ -58,12 +58,7 @@ def _nbits(bits: int, block: int) -> Callable:
 
 
 def _dynamic_qoperator(src: Path, dst: Path, _config: dict) -> None:
-    """Dynamic int8 in operator form: MatMulInteger on int8 weights per output channel, activations
-    quantised per tensor at run time (DynamicQuantizeLinear)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"])
+    quantize_dynamic_file(src, dst)
 
 
 def _symmetric_int8(w, axis: int):
