@@ -1,6 +1,6 @@
 """ONNX formats: fp32 exported with optimum (encoder, decoder, decoder-with-past), the cross-attention
 K/V graph `cross_kv_model.onnx` built from the same weights (so `ort` never loads the first-step
-decoder), the encoder's attention as one MultiHeadAttention node per layer (onnx_attention.py), and int8:
+decoder), every attention `ort` runs as one MultiHeadAttention node (onnx_attention.py), and int8:
 the encoder dynamic int8 per channel, the decoders 8-bit block-wise weights (MatMulNBits, blocks of 32).
 
 Heavy imports stay inside functions: this module runs only under `models prepare`.
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.ort.model import CROSS_KV, DECODER_WITH_PAST, ENCODER, SELF_ATTENTION_BIAS
+
 # What the `ort` engine loads; optimum's names.
-ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
-ENCODER_FILE = ONNX_FILES[0]
+ONNX_FILES = (ENCODER, "decoder_model.onnx", DECODER_WITH_PAST)
 # Small text files the ONNX folders carry so each folder is self-contained for an engine.
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
-CROSS_KV = "cross_kv_model.onnx"
 
 
 def export_onnx(hf_dir: Path, out_dir: Path) -> None:
@@ -46,8 +46,8 @@ INT8_ACCURACY_LEVEL = 4
 # int8, encoder: dynamic int8, weights per output channel, activations per tensor at run time
 # (DynamicQuantizeMatMul, onnxruntime's u8s8 GEMM: VNNI or AMX where the CPU has them). Its 1500-frame
 # products are large enough for that GEMM; MatMulNBits dequantises per block and was 1.9x slower on
-# tiny.en's encoder (1 thread: 221 against 428 ms). Its accuracy cost is the decoder's share of the +1.03
-# points above not paid: the encoder alone in this form is within the gate (docs/ort.md, int8).
+# tiny.en's encoder (1 thread: 221 against 428 ms). The +1.03 points above came with the decoders dynamic
+# too; the encoder alone in this form measured within the WER's noise of fp32 (docs/ort.md, int8).
 
 
 def quantize_int8_file(src: Path, dst: Path, bits: int = 8, block: int = INT8_BLOCK) -> None:
@@ -90,19 +90,22 @@ def quantize_dynamic_file(src: Path, dst: Path) -> None:
 def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ONNX_FILES:
-        (quantize_dynamic_file if name == ENCODER_FILE else quantize_int8_file)(fp32_dir / name, out_dir / name)
+        (quantize_dynamic_file if name == ENCODER else quantize_int8_file)(fp32_dir / name, out_dir / name)
     _keep_only(out_dir, fp32_dir)
 
 
-def fuse_encoder_attention(onnx_dir: Path) -> None:
-    """The encoder's self-attention, one MultiHeadAttention per layer (onnx_attention.py), in place."""
+def fuse_attention(onnx_dir: Path) -> None:
+    """Every attention `ort` runs as one MultiHeadAttention (onnx_attention.py), in place: the encoder's, and
+    decoder_with_past's self- and cross-attention (after batch_inputs: its padding bias goes in the node)."""
     import json
 
-    from .onnx_attention import fuse_self_attention
+    from .onnx_attention import fuse_decoder_attention, fuse_self_attention
 
     config = json.loads((onnx_dir / "config.json").read_text())
-    path = onnx_dir / ENCODER_FILE
-    fuse_self_attention(path, path, config["encoder_attention_heads"], config["encoder_layers"])
+    encoder, decoder = onnx_dir / ENCODER, onnx_dir / DECODER_WITH_PAST
+    fuse_self_attention(encoder, encoder, config["encoder_attention_heads"], config["encoder_layers"])
+    fuse_decoder_attention(decoder, decoder, config["decoder_attention_heads"], config["decoder_layers"],
+                           SELF_ATTENTION_BIAS)
 
 
 def build_cross_kv(hf_dir: Path, onnx_dir: Path, int8: bool = False) -> None:
@@ -192,7 +195,7 @@ def batch_inputs(onnx_dir: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from engines.ort.model import POSITION_IDS, SELF_ATTENTION_BIAS
+    from engines.ort.model import POSITION_IDS
 
     path = onnx_dir / "decoder_with_past_model.onnx"
     model = onnx.load(str(path))

@@ -3,8 +3,8 @@
     ct2/        CTranslate2 float16 as shipped (model.bin, config.json, tokenizer.json)
     hf/         Hugging Face safetensors, configs, tokenizer with timestamp tokens
     onnx/       encoder, decoder, decoder-with-past (fp32, optimum export) and cross_kv_model, the
-                cross-attention K/V projections alone, so that `ort` loads one decoder; the encoder's
-                attention as one MultiHeadAttention node per layer
+                cross-attention K/V projections alone, so that `ort` loads one decoder; every attention
+                of the encoder and decoder-with-past as one MultiHeadAttention node
     onnx-int8/  the same; the encoder dynamic int8 per channel, the decoders 8-bit block-wise weights
                 (MatMulNBits, blocks of 32)
     openai/<name>.pt   loadable by whisper.load_model
@@ -46,8 +46,9 @@ DISK_FACTOR = 16
 # 3: decoder_with_past returns the last position's logits only; 4: ggml/ for whisper.cpp, openvino*/;
 # 5: decoder_with_past takes position_ids and self_attention_bias (batched decoding); 6: ggml files byte
 # for byte as whisper.cpp's converter and quantize tool write them (Q8_0 rounding, mel filters, tensor order);
-# 7: onnx*/ encoder attention fused (MultiHeadAttention), onnx-int8/ encoder dynamic int8.
-STORE_LAYOUT = 7
+# 7: onnx*/ encoder attention fused (MultiHeadAttention), onnx-int8/ encoder dynamic int8; 8: decoder_with_past's
+# attention fused too.
+STORE_LAYOUT = 8
 CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2",
                       "optimum-intel", "openvino", "openvino-tokenizers", "nncf")
 
@@ -212,7 +213,7 @@ def _write_onnx(work: Path, steps: _Steps) -> None:
                   fmt == "onnx-int8")
         steps.run(f"last-position logits ({fmt})", onnx_format.last_position_logits, work / fmt)
         steps.run(f"batch inputs ({fmt})", onnx_format.batch_inputs, work / fmt)
-        steps.run(f"encoder attention fusion ({fmt})", onnx_format.fuse_encoder_attention, work / fmt)
+        steps.run(f"attention fusion ({fmt})", onnx_format.fuse_attention, work / fmt)
 
 
 def _write_openvino_and_ggml(work: Path, state, dims, steps: _Steps) -> None:
