@@ -140,6 +140,24 @@ def test_cross_kv_model_equals_the_first_step_decoder(tiny_model):
     assert (tiny_model / "onnx" / "cross_kv_model.onnx").stat().st_size < 8e6
 
 
+def test_int8_decoders_look_tokens_up_in_int8_rows(tiny_model):
+    """The int8 decoders hold no fp32 token table (the logits' projection has its own 8-bit copy); the
+    lookup's rows equal the fp32 table's within half a quantisation step of each row."""
+    import onnx
+    from onnx import numpy_helper
+
+    config = json.loads((tiny_model / "onnx" / "config.json").read_text())
+    table_dims = [config["vocab_size"], config["d_model"]]
+    fp32 = {i.name: i for i in onnx.load(str(tiny_model / "onnx" / "decoder_with_past_model.onnx")).graph.initializer}
+    table = next(numpy_helper.to_array(i) for i in fp32.values() if list(i.dims) == table_dims)
+    for name in ("decoder_model.onnx", "decoder_with_past_model.onnx"):
+        inits = {i.name: i for i in onnx.load(str(tiny_model / "onnx-int8" / name)).graph.initializer}
+        tables = [i for i in inits.values() if list(i.dims) == table_dims]
+        assert [t.data_type for t in tables] == [onnx.TensorProto.INT8], name
+        rows = numpy_helper.to_array(tables[0]).astype(np.float32)
+        scale = numpy_helper.to_array(inits[tables[0].name.replace("_int8_rows", "_row_scale")])
+        assert (np.abs(rows * scale - table) <= 0.5001 * scale).all(), name  # scale: one per row
+
 @pytest.mark.parametrize("source", ["hf", "openai"])
 def test_a_users_own_model_becomes_a_store_with_the_same_tokens(tiny_model, clips, tmp_path, source):
     """`models prepare --source local`: the prepared tiny.en hf/ folder, or its openai-whisper .pt (whose

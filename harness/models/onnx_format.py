@@ -1,12 +1,14 @@
 """ONNX formats: fp32 exported with optimum (encoder, decoder, decoder-with-past), the cross-attention
 K/V graph `cross_kv_model.onnx` built from the same weights (so `ort` never loads the first-step
 decoder), every attention `ort` runs as one MultiHeadAttention node (onnx_attention.py), and int8:
-the encoder dynamic int8 per channel, the decoders 8-bit block-wise weights (MatMulNBits, blocks of 32).
+the encoder dynamic int8 per channel, the decoders 8-bit block-wise weights (MatMulNBits, blocks of 32)
+and their token embedding int8 rows.
 
 Heavy imports stay inside functions: this module runs only under `models prepare`.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -87,18 +89,67 @@ def quantize_dynamic_file(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
+def symmetric_int8(w, axis: int):
+    """Symmetric int8 of a float32 matrix, one float32 scale per slice across `axis` (kept as a size-1
+    axis): (int8 values, scales)."""
+    scale = (np.maximum(np.abs(w).max(axis=axis, keepdims=True), 1e-12) / 127.0).astype(np.float32)
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
+def int8_embedding_file(src: Path, dst: Path, config: dict) -> None:
+    """The token embedding as int8 rows with one scale per row: the lookup gathers int8 rows and their
+    scales, then casts and multiplies (standard operators). The logits' projection keeps its own weights
+    (transposed at export, quantised by the step before), so only the lookup reads this table, and its
+    fp32 copy (vocabulary x d_model x 4 bytes: 106 MB on base) leaves memory. A graph without the
+    embedding (the cross-attention K/V) is copied; src may be dst."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    nodes, replaced = [], []
+    for node in graph.node:
+        nodes.append(node)
+        table = inits.get(node.input[0]) if node.op_type == "Gather" and node.input else None
+        if table is None or list(table.dims) != [config["vocab_size"], config["d_model"]]:
+            continue
+        q, scale = symmetric_int8(numpy_helper.to_array(table).astype(np.float32), axis=1)
+        name, out = node.input[0], node.output[0]
+        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8_rows"),
+                                  numpy_helper.from_array(scale, f"{name}_row_scale")])  # (vocab, 1)
+        node.input[0], node.output[0] = f"{name}_int8_rows", f"{out}_int8"
+        nodes += [helper.make_node("Gather", [f"{name}_row_scale", node.input[1]], [f"{out}_scale"]),
+                  helper.make_node("Cast", [f"{out}_int8"], [f"{out}_cast"], to=onnx.TensorProto.FLOAT),
+                  helper.make_node("Mul", [f"{out}_cast", f"{out}_scale"], [out])]
+        replaced.append(name)
+    if not replaced:
+        if src != dst:
+            shutil.copyfile(src, dst)
+        return
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    for name in replaced:
+        if name not in used:
+            graph.initializer.remove(inits[name])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
 def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ONNX_FILES:
         (quantize_dynamic_file if name == ENCODER else quantize_int8_file)(fp32_dir / name, out_dir / name)
     _keep_only(out_dir, fp32_dir)
+    config = json.loads((out_dir / "config.json").read_text())
+    for name in ONNX_FILES[1:]:
+        int8_embedding_file(out_dir / name, out_dir / name, config)
 
 
 def fuse_attention(onnx_dir: Path) -> None:
     """Every attention `ort` runs as one MultiHeadAttention (onnx_attention.py), in place: the encoder's, and
     decoder_with_past's self- and cross-attention (after batch_inputs: its padding bias goes in the node)."""
-    import json
-
     from .onnx_attention import fuse_decoder_attention, fuse_self_attention
 
     config = json.loads((onnx_dir / "config.json").read_text())
@@ -115,8 +166,6 @@ def build_cross_kv(hf_dir: Path, onnx_dir: Path, int8: bool = False) -> None:
     and never loads the first-step decoder, whose weights would otherwise sit in memory a second time.
     Cutting this part out of the exported decoder does not work: the export takes the batch size for
     these reshapes from the decoder's hidden states, which drags the whole decoder along."""
-    import json
-
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from safetensors.numpy import load_file

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .onnx_format import quantize_dynamic_file, quantize_int8_file
+from .onnx_format import int8_embedding_file, quantize_dynamic_file, quantize_int8_file, symmetric_int8
 
 FP32 = "fp32"
 
@@ -61,15 +61,6 @@ def _dynamic_qoperator(src: Path, dst: Path, _config: dict) -> None:
     quantize_dynamic_file(src, dst)
 
 
-def _symmetric_int8(w, axis: int):
-    """Symmetric int8 of a float32 matrix, one float32 scale per slice across `axis` (kept as a size-1
-    axis): (int8 values, scales)."""
-    import numpy as np
-
-    scale = (np.maximum(np.abs(w).max(axis=axis, keepdims=True), 1e-12) / 127.0).astype(np.float32)
-    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
-
-
 def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
     """int8 weights per output channel in QDQ form: a DequantizeLinear (int8, one scale per column,
     symmetric) in front of each MatMul on a constant weight, which onnxruntime may fuse when it loads
@@ -91,7 +82,7 @@ def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
             w = numpy_helper.to_array(inits[name]).astype(np.float32)
             if w.ndim != 2:
                 continue
-            q, scale = _symmetric_int8(w, axis=0)
+            q, scale = symmetric_int8(w, axis=0)
             scale = scale.reshape(-1)
             graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
                                       numpy_helper.from_array(scale, f"{name}_scale"),
@@ -107,47 +98,6 @@ def _qdq_per_channel(src: Path, dst: Path, _config: dict) -> None:
         if name not in used:
             graph.initializer.remove(inits[name])
     _topological_save(model, dst)
-
-
-def _int8_embedding(src: Path, dst: Path, config: dict) -> None:
-    """The token embedding as int8 rows with one scale per row: the lookup gathers int8 rows and their
-    scales, then casts and multiplies (standard operators). The logits' projection keeps its own weights
-    (transposed at export, quantised by the step before), so only the lookup reads this table, and its
-    fp32 copy (vocabulary x d_model x 4 bytes: 106 MB on base) leaves memory. A graph without the
-    embedding (the cross-attention K/V) is copied."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    nodes, replaced = [], []
-    for node in graph.node:
-        nodes.append(node)
-        table = inits.get(node.input[0]) if node.op_type == "Gather" and node.input else None
-        if table is None or list(table.dims) != [config["vocab_size"], config["d_model"]]:
-            continue
-        q, scale = _symmetric_int8(numpy_helper.to_array(table).astype(np.float32), axis=1)
-        name, out = node.input[0], node.output[0]
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8_rows"),
-                                  numpy_helper.from_array(scale, f"{name}_row_scale")])  # (vocab, 1)
-        node.input[0], node.output[0] = f"{name}_int8_rows", f"{out}_int8"
-        nodes += [helper.make_node("Gather", [f"{name}_row_scale", node.input[1]], [f"{out}_scale"]),
-                  helper.make_node("Cast", [f"{out}_int8"], [f"{out}_cast"], to=onnx.TensorProto.FLOAT),
-                  helper.make_node("Mul", [f"{out}_cast", f"{out}_scale"], [out])]
-        replaced.append(name)
-    if not replaced:
-        shutil.copyfile(src, dst)
-        return
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {i for n in graph.node for i in n.input}
-    for name in replaced:
-        if name not in used:
-            graph.initializer.remove(inits[name])
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
 
 
 def _then(first: Callable, second: Callable) -> Callable:
@@ -188,6 +138,6 @@ TRANSFORMS: dict[str, Callable] = {
     "opt-basic": _offline("basic"), "opt-extended": _offline("extended"), "opt-all": _offline("all"),
     "fused": _fused, "int8-dynamic": _dynamic_qoperator, "int8-qdq": _qdq_per_channel,
     **{f"q{bits}-b{block}": _nbits(bits, block) for bits in (8, 4) for block in (32, 64, 128)},
-    "q8-b128-emb8": _then(_nbits(8, 128), _int8_embedding),
+    "q8-b128-emb8": _then(_nbits(8, 128), int8_embedding_file),
 }
 

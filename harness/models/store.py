@@ -47,8 +47,8 @@ DISK_FACTOR = 16
 # 5: decoder_with_past takes position_ids and self_attention_bias (batched decoding); 6: ggml files byte
 # for byte as whisper.cpp's converter and quantize tool write them (Q8_0 rounding, mel filters, tensor order);
 # 7: onnx*/ encoder attention fused (MultiHeadAttention), onnx-int8/ encoder dynamic int8; 8: decoder_with_past's
-# attention fused too.
-STORE_LAYOUT = 8
+# attention fused too; 9: onnx-int8/ decoders' token embedding int8 rows.
+STORE_LAYOUT = 9
 CONVERTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "onnx", "ctranslate2",
                       "optimum-intel", "openvino", "openvino-tokenizers", "nncf")
 
