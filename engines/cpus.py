@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import os
 
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+# numpy's OpenBLAS serves only host-side work here (the mel projection, a few MFLOP a window); its idle
+# workers spin for about 0.1 s after each call (OpenBLAS's thread timeout) on the CPUs the engine's own
+# pool needs next. One thread: ort's first encoder window of each file at 2 pinned CPUs 185 -> 123 ms
+# (tiny.en int8, AMD EPYC). No engine's model runs on OpenBLAS: only numpy and scipy carry it.
+NUMPY_BLAS_ENV = "OPENBLAS_NUM_THREADS"
 
 
 def visible_cpus() -> list[int]:
@@ -18,6 +23,7 @@ def visible_cpus() -> list[int]:
 def bind_threads(threads: int) -> None:
     for var in THREAD_ENV:
         os.environ[var] = str(threads)
+    os.environ[NUMPY_BLAS_ENV] = "1"
 
 
 def threads_from_argv(argv: list[str]) -> int | None:

@@ -196,3 +196,23 @@ def test_numpy_log_mel_matches_openai_whisper(clips):
     theirs = whisper.log_mel_spectrogram(torch.from_numpy(audio), 80, padding=N_SAMPLES).numpy()
     assert ours.shape == theirs.shape
     assert np.abs(ours - theirs).max() < 1e-3
+
+
+def test_numpy_blas_stays_on_one_thread_at_any_engine_thread_count():
+    """bind_threads gives the engines' libraries the thread count and numpy's OpenBLAS one thread: its
+    idle workers spin after each call on the CPUs the engine's pool needs (engines/cpus.py). Counted as
+    the threads the process holds after a product; the control asks OpenBLAS for two."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from engines.cpus import bind_threads; bind_threads(2); "
+            "os.environ.update(dict(a.split('=') for a in sys.argv[1:])); import numpy as np; "
+            "np.ones((512, 512), np.float32) @ np.ones((512, 512), np.float32); "
+            "print(len(os.listdir('/proc/self/task')), os.environ['OMP_NUM_THREADS'])")
+
+    def threads(*env: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", code, *env], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert threads() == ["1", "2"]
+    assert int(threads("OPENBLAS_NUM_THREADS=2")[0]) > 1  # the count sees OpenBLAS's workers
