@@ -158,6 +158,7 @@ def test_int8_decoders_look_tokens_up_in_int8_rows(tiny_model):
         scale = numpy_helper.to_array(inits[tables[0].name.replace("_int8_rows", "_row_scale")])
         assert (np.abs(rows * scale - table) <= 0.5001 * scale).all(), name  # scale: one per row
 
+
 @pytest.mark.parametrize("source", ["hf", "openai"])
 def test_a_users_own_model_becomes_a_store_with_the_same_tokens(tiny_model, clips, tmp_path, source):
     """`models prepare --source local`: the prepared tiny.en hf/ folder, or its openai-whisper .pt (whose

@@ -139,12 +139,15 @@ def int8_embedding_file(src: Path, dst: Path, config: dict) -> None:
 
 def quantize_int8(fp32_dir: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    config = json.loads((fp32_dir / "config.json").read_text())
     for name in ONNX_FILES:
-        (quantize_dynamic_file if name == ENCODER else quantize_int8_file)(fp32_dir / name, out_dir / name)
+        src, dst = fp32_dir / name, out_dir / name
+        if name == ENCODER:
+            quantize_dynamic_file(src, dst)
+        else:
+            quantize_int8_file(src, dst)
+            int8_embedding_file(dst, dst, config)
     _keep_only(out_dir, fp32_dir)
-    config = json.loads((out_dir / "config.json").read_text())
-    for name in ONNX_FILES[1:]:
-        int8_embedding_file(out_dir / name, out_dir / name, config)
 
 
 def fuse_attention(onnx_dir: Path) -> None:
