@@ -1,6 +1,6 @@
 """Where the ort engine's peak RSS goes, beside faster-whisper's, and what each memory setting changes.
 
-    python scripts/ort_memory.py [--model base] [--threads 2] [--precisions fp32,int8]
+    python scripts/ort_memory.py [--model base] [--threads 2] [--precisions fp32,int8] [--sessions]
 
 Each configuration runs in a child process of its own, pinned with taskset, and reads /proc/self/status
 at stages: libraries imported (the runtime), model loaded (the weights as resident, and the transient
@@ -10,6 +10,11 @@ configurations: the engine as it runs (`engine`: engines/ort/model.py SessionMem
 then one departure at a time (the decoder's arena on, no weight prepacking, no planned activation
 blocks, a 128 KiB mmap threshold), and faster-whisper at the same precision. Each graph's
 initializer bytes are read from the ONNX files.
+With --sessions, each session instead loads alone in a child process: the anonymous memory it adds as the
+engine loads it, with prepacking off, and with the heap trimmed after loading (malloc_trim: what is left of
+the load-time copies); then the encoder's activations over three windows, under glibc's default mmap
+threshold and under `--low-memory`'s, where every large block goes back to the system when freed (what the
+activations need at once, against what they leave the heap).
 Not a test: it prints figures.
 """
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engines.ort.model import LOW_MEMORY_MMAP_THRESHOLD  # noqa: E402
+from engines.ort.model import CROSS_KV, DECODER_WITH_PAST, ENCODER, LOW_MEMORY_MMAP_THRESHOLD  # noqa: E402
 
 # The engine's settings, then each departure from them (SessionMemory's fields).
 CONFIGS = {"engine": {}, "low-memory": {"mmap_threshold": LOW_MEMORY_MMAP_THRESHOLD},
@@ -87,6 +92,62 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(stages))
 
 
+def session_child(args: argparse.Namespace) -> None:
+    """One session file alone: anonymous MiB added by loading it, and with --what encoder, the peak over
+    the loaded session across three encoder windows."""
+    import ctypes
+
+    setting = args.what
+    if setting == "low-memory":
+        ctypes.CDLL("libc.so.6").mallopt(-3, LOW_MEMORY_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD, malloc.h
+    import numpy as np
+    import onnxruntime as ort
+
+    before = status()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    opts.enable_cpu_mem_arena = False  # as engines/ort/model.py
+    if setting == "no-prepacking":
+        opts.add_session_config_entry("session.disable_prepacking", "1")
+    session = ort.InferenceSession(args.config, opts, providers=["CPUExecutionProvider"])
+    if setting == "trimmed":
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    loaded = status()
+    out = {"added": loaded["RssAnon"] - before["RssAnon"]}
+    if setting in ("default", "low-memory") and Path(args.config).name == ENCODER:
+        mel = np.random.default_rng(0).standard_normal((1, session.get_inputs()[0].shape[1], 3000))
+        for _ in range(3):
+            session.run(None, {"input_features": mel.astype(np.float32)})
+        out["activations"] = status()["VmHWM"] - loaded["VmRSS"]
+    print(json.dumps(out))
+
+
+def print_sessions(args: argparse.Namespace, cpus: str, folder: Path, precision: str) -> None:
+    sizes = initializer_mib(folder)
+    print(f"ort {precision} ({folder.name}), each session alone; anonymous MiB added by loading it\n")
+    print("| session | initializers | loaded | prepacking off | heap trimmed after load |\n|---|---|---|---|---|")
+    peaks = {}
+    for name in (ENCODER, CROSS_KV, DECODER_WITH_PAST):
+        row = {}
+        for setting in ("default", "no-prepacking", "trimmed", "low-memory"):
+            if setting == "low-memory" and name != ENCODER:
+                continue
+            cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child", str(folder / name), "--session",
+                   setting, "--threads", str(args.threads)]
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} {setting}: failed: {proc.stderr.strip().splitlines()[-1:]}")
+            row[setting] = json.loads(proc.stdout.strip().splitlines()[-1])
+        stem = name.removesuffix(".onnx")
+        print(f"| {stem} | {sizes[stem]:.1f} | " + " | ".join(f"{row[s]['added']:.1f}" for s in
+                                                               ("default", "no-prepacking", "trimmed")) + " |")
+        if name == ENCODER:
+            peaks = {s: row[s]["activations"] for s in ("default", "low-memory")}
+    print(f"\nencoder activations, peak over the loaded session in three windows: {peaks['default']:.0f} MiB "
+          f"under glibc's default mmap threshold, {peaks['low-memory']:.0f} MiB with every block above "
+          f"{LOW_MEMORY_MMAP_THRESHOLD >> 20} MiB returned when freed\n")
+
+
 def initializer_mib(onnx_dir: Path) -> dict[str, float]:
     """Each graph's initializers as stored (MiB)."""
     import onnx
@@ -106,11 +167,13 @@ def main() -> int:
     p.add_argument("--configs", default=",".join([*CONFIGS, "faster-whisper"]),
                    help="names, or SessionMemory fields such as mmap_threshold=4194304+decoder_arena=0")
     p.add_argument("--audio-dir", default=str(ROOT / "audio" / "synth"))
+    p.add_argument("--sessions", action="store_true", help="each session alone (see above)")
     p.add_argument("--child", dest="config", help=argparse.SUPPRESS)
+    p.add_argument("--session", dest="what", help=argparse.SUPPRESS)
     p.add_argument("--precision", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.config:
-        child(args)
+        session_child(args) if args.what else child(args)
         return 0
 
     from engines.registry import spec
@@ -120,6 +183,9 @@ def main() -> int:
     print(f"model {args.model}, threads {args.threads}, corpus {args.audio_dir}; MiB\n")
     for precision in args.precisions.split(","):
         folder = model_dir / spec("ort").check_variant(precision)
+        if args.sessions:
+            print_sessions(args, cpus, folder, precision)
+            continue
         sizes = initializer_mib(folder)
         used = {k: v for k, v in sizes.items() if k != "decoder_model"}  # never loaded (engines/ort/model.py)
         print(f"ort {precision} initializers ({folder.name}): "
