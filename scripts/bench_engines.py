@@ -220,14 +220,17 @@ def scaling(results: dict, fewer: dict, threads: tuple[int, int]) -> None:
     for k, s in speedup.items():
         if k[0] != "ort" or not others:
             continue
-        stages = {stage: fewer[k].summary["stage_totals_s"][stage] / total for stage, total in
-                  results[k].summary["stage_totals_s"].items() if total}
+        before = fewer[k].summary["stage_totals_s"]
+        stages = {stage: before[stage] / total for stage, total in results[k].summary["stage_totals_s"].items()
+                  if total and before.get(stage)}
         rival = max(others, key=others.get)
         gated = [o for o in others if o in within]
         in_gate = max(gated, key=others.get) if gated else None
         extra = (f"; within the gate {in_gate[0]} {in_gate[1]} {others[in_gate]:.2f}x ({s / others[in_gate]:.2f}x)"
                  if in_gate and in_gate != rival else "")
-        extra += "; ort's stages " + ", ".join(f"{stage.removesuffix('_s')} {v:.2f}x" for stage, v in stages.items())
+        if stages:
+            extra += "; ort's stages " + ", ".join(f"{stage.removesuffix('_s')} {v:.2f}x" for stage, v in
+                                                    stages.items())
         line(f"ort {k[1]} speed-up / the best other engine's ({rival[0]} {rival[1]} {others[rival]:.2f}x)",
              s / others[rival], TARGET_SCALING, better=">=", extra=extra)
 

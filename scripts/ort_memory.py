@@ -14,7 +14,7 @@ With --sessions, each session instead loads alone in a child process: the anonym
 engine loads it, with prepacking off, and with the heap trimmed after loading (malloc_trim: what is left of
 the load-time copies); then the encoder's activations over three windows, under glibc's default mmap
 threshold and under `--low-memory`'s, where every large block goes back to the system when freed (what the
-activations need at once, against what they leave the heap).
+activations need at once, against the heap's peak).
 Not a test: it prints figures.
 """
 from __future__ import annotations
@@ -93,11 +93,11 @@ def child(args: argparse.Namespace) -> None:
 
 
 def session_child(args: argparse.Namespace) -> None:
-    """One session file alone: anonymous MiB added by loading it, and with --what encoder, the peak over
-    the loaded session across three encoder windows."""
+    """One session file alone under one setting: anonymous MiB added by loading it and, for the encoder,
+    the peak over the loaded session across three windows (the peak counter reset after loading)."""
     import ctypes
 
-    setting = args.what
+    setting, path = args.setting, Path(args.child_session)
     if setting == "low-memory":
         ctypes.CDLL("libc.so.6").mallopt(-3, LOW_MEMORY_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD, malloc.h
     import numpy as np
@@ -109,16 +109,19 @@ def session_child(args: argparse.Namespace) -> None:
     opts.enable_cpu_mem_arena = False  # as engines/ort/model.py
     if setting == "no-prepacking":
         opts.add_session_config_entry("session.disable_prepacking", "1")
-    session = ort.InferenceSession(args.config, opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     if setting == "trimmed":
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     loaded = status()
     out = {"added": loaded["RssAnon"] - before["RssAnon"]}
-    if setting in ("default", "low-memory") and Path(args.config).name == ENCODER:
-        mel = np.random.default_rng(0).standard_normal((1, session.get_inputs()[0].shape[1], 3000))
+    if setting in ("default", "low-memory") and path.name == ENCODER:
+        n_mels = session.get_inputs()[0].shape[1]
+        features = {"input_features": np.random.default_rng(0).standard_normal((1, n_mels, 3000), np.float32)}
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM restarts from the RSS now (proc(5))
+        ready = status()
         for _ in range(3):
-            session.run(None, {"input_features": mel.astype(np.float32)})
-        out["activations"] = status()["VmHWM"] - loaded["VmRSS"]
+            session.run(None, features)
+        out["activations"] = status()["VmHWM"] - ready["VmRSS"]
     print(json.dumps(out))
 
 
@@ -132,8 +135,8 @@ def print_sessions(args: argparse.Namespace, cpus: str, folder: Path, precision:
         for setting in ("default", "no-prepacking", "trimmed", "low-memory"):
             if setting == "low-memory" and name != ENCODER:
                 continue
-            cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child", str(folder / name), "--session",
-                   setting, "--threads", str(args.threads)]
+            cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child-session", str(folder / name),
+                   "--setting", setting, "--threads", str(args.threads)]
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"{name} {setting}: failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -143,7 +146,7 @@ def print_sessions(args: argparse.Namespace, cpus: str, folder: Path, precision:
                                                                ("default", "no-prepacking", "trimmed")) + " |")
         if name == ENCODER:
             peaks = {s: row[s]["activations"] for s in ("default", "low-memory")}
-    print(f"\nencoder activations, peak over the loaded session in three windows: {peaks['default']:.0f} MiB "
+    print(f"\nencoder activations, peak RSS over the loaded session in three windows: {peaks['default']:.0f} MiB "
           f"under glibc's default mmap threshold, {peaks['low-memory']:.0f} MiB with every block above "
           f"{LOW_MEMORY_MMAP_THRESHOLD >> 20} MiB returned when freed\n")
 
@@ -169,11 +172,15 @@ def main() -> int:
     p.add_argument("--audio-dir", default=str(ROOT / "audio" / "synth"))
     p.add_argument("--sessions", action="store_true", help="each session alone (see above)")
     p.add_argument("--child", dest="config", help=argparse.SUPPRESS)
-    p.add_argument("--session", dest="what", help=argparse.SUPPRESS)
+    p.add_argument("--child-session", help=argparse.SUPPRESS)
+    p.add_argument("--setting", help=argparse.SUPPRESS)
     p.add_argument("--precision", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child_session:
+        session_child(args)
+        return 0
     if args.config:
-        session_child(args) if args.what else child(args)
+        child(args)
         return 0
 
     from engines.registry import spec

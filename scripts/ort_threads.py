@@ -25,32 +25,37 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engines.ort.model import FORCE_SPINNING_STOP  # noqa: E402
+
 PARTS = ("vocabulary projection", "layer products", "self-attention", "cross-attention", "other operators",
-         "Run outside kernels")
-PRODUCT_CALLS = 200  # per timing of one product; its graph holds REPLICAS copies so that weights leave cache
-REPLICAS = 16
+         "Run outside the kernels")
+PRODUCT_CALLS = 200  # per timing of one product
+REPLICAS = 16  # copies of the product in its graph, as the decoder runs several of a shape in a row
 
 
 def part(op: str, node: str) -> str:
     """The part of a decoder step a profiled node belongs to, from its operator and its export name."""
     if op == "MultiHeadAttention":
         return "cross-attention" if "encoder_attn" in node else "self-attention"
-    if op.startswith("MatMul"):
+    if "MatMul" in op or op == "Gemm":
         return "layer products" if "/layers." in node else "vocabulary projection"
     return "other operators"
 
 
 def decoder_child(args: argparse.Namespace) -> dict:
-    """ms per step of each part, from one profiled run of --steps steps."""
-    import numpy as np
-
+    """ms per step of each part, from one profiled run of --steps steps (the first step, the prompt's, apart)."""
     from engines.ort.model import OrtWhisper
 
-    folder = Path(tempfile.mkdtemp(prefix="ort-threads-"))
-    model = OrtWhisper(onnx_dir(args), args.child, profile_prefix=folder / "p")
+    with tempfile.TemporaryDirectory(prefix="ort-threads-") as folder:
+        return step_parts(args, OrtWhisper(onnx_dir(args), args.child_threads, profile_prefix=Path(folder) / "p"))
+
+
+def step_parts(args: argparse.Namespace, model) -> dict:
     d_model = model.config["d_model"]
     features = np.random.default_rng(0).standard_normal((1, 1500, d_model)).astype(np.float32)
     start = model.generation_config["decoder_start_token_id"]
@@ -60,23 +65,19 @@ def decoder_child(args: argparse.Namespace) -> dict:
         token = np.array([[int(np.argmax(logits[0]))]], dtype=np.int64)
         logits, cache = model.next(token, cache)
     wall_ms = (time.perf_counter() - t0) * 1000 / args.steps
-    profile = model.end_profiling()
-    kernel, run_us, runs = Counter(), 0.0, 0
-    for event in json.loads(profile["decoder"].read_text()):
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+    events = json.loads(model.end_profiling()["decoder"].read_text())
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[1:]
+    kernel, run_us = Counter(), sum(e["dur"] for e in runs)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and event["ts"] >= runs[0]["ts"]:
             kernel[part(event["args"]["op_name"], event["name"])] += event["dur"]
-        elif event.get("name") == "model_run":
-            run_us, runs = run_us + event["dur"], runs + 1
-    for path in profile.values():
-        path.unlink(missing_ok=True)
-    out = {name: kernel[name] / runs / 1000 for name in PARTS[:-1]}
-    out[PARTS[-1]] = (run_us - sum(kernel.values())) / runs / 1000
+    out = {name: kernel[name] / len(runs) / 1000 for name in PARTS[:-1]}
+    out[PARTS[-1]] = (run_us - sum(kernel.values())) / len(runs) / 1000
     return {"parts": out, "step_ms": wall_ms}
 
 
 def product_child(args: argparse.Namespace) -> dict:
     """us per call of one product of each of the decoder layers' shapes at batch 1."""
-    import numpy as np
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -87,7 +88,7 @@ def product_child(args: argparse.Namespace) -> dict:
     d, ff = config["d_model"], config["decoder_ffn_dim"]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for k, n in ((d, d), (d, 3 * d), (d, ff), (ff, d)):
+        for k, n in ((d, d), (d, ff), (ff, d)):
             rng = np.random.default_rng(0)
             weights = [numpy_helper.from_array((rng.standard_normal((k, n)) * 0.05).astype(np.float32), f"w{i}")
                        for i in range(REPLICAS)]
@@ -102,8 +103,9 @@ def product_child(args: argparse.Namespace) -> dict:
             onnx.save(model, str(path))
             if args.precision == "int8":
                 quantize_int8_file(path, path)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = args.child
+            opts = ort.SessionOptions()  # the pool as engines/ort/model.py sets it
+            opts.intra_op_num_threads, opts.inter_op_num_threads = args.child_threads, 1
+            opts.add_session_config_entry(FORCE_SPINNING_STOP, "1")
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             x = {"x": rng.standard_normal((1, 1, k)).astype(np.float32)}
             for _ in range(PRODUCT_CALLS // 4):
@@ -123,13 +125,17 @@ def onnx_dir(args: argparse.Namespace) -> Path:
 
 def run_child(args: argparse.Namespace, what: str, threads: int) -> dict:
     cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[:threads]))
-    cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child", str(threads), "--what", what,
+    cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child-threads", str(threads), "--what", what,
            "--model", args.model, "--precision", args.precision, "--steps", str(args.steps)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     if proc.returncode != 0:
         raise SystemExit(f"{what} at {threads} threads failed: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def speedup(one: float, many: float) -> str:
+    return f"{one / many:.2f}x" if many > 0 else "-"  # "-": the part has no operator in this build
 
 
 def medians(args: argparse.Namespace, what: str, n: int) -> tuple[dict, dict]:
@@ -151,10 +157,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--child-threads", type=int, help=argparse.SUPPRESS)
     p.add_argument("--what", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.child:
+    if args.child_threads:
         print(json.dumps(decoder_child(args) if args.what == "decoder" else product_child(args)))
         return 0
     if len(os.sched_getaffinity(0)) < args.threads:
@@ -165,12 +171,12 @@ def main() -> int:
           f"(kernel times from onnxruntime's profiler; medians of {args.repeats} runs)\n")
     print(f"| part | 1 thread | {n} threads | speed-up |\n|---|---|---|---|")
     for name in [*PARTS, "step, wall (profiling on)"]:
-        print(f"| {name} | {one[name]:.2f} | {many[name]:.2f} | {one[name] / many[name]:.2f}x |")
+        print(f"| {name} | {one[name]:.2f} | {many[name]:.2f} | {speedup(one[name], many[name])} |")
     one, many = medians(args, "products", n)
     print(f"\none product alone (K x N, batch 1), us per call at 1 -> {n} threads\n")
     print(f"| product | 1 thread | {n} threads | speed-up |\n|---|---|---|---|")
     for shape in one:
-        print(f"| {shape} | {one[shape]:.1f} | {many[shape]:.1f} | {one[shape] / many[shape]:.2f}x |")
+        print(f"| {shape} | {one[shape]:.1f} | {many[shape]:.1f} | {speedup(one[shape], many[shape])} |")
     return 0
 
 
