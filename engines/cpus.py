@@ -20,6 +20,12 @@ def visible_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+def pinned(threads: int) -> list[str]:
+    """The command prefix that runs a child on the first `threads` CPUs this process may use (the host's
+    benchmark scripts pin each engine as a container's cpuset would)."""
+    return ["taskset", "-c", ",".join(map(str, visible_cpus()[:threads]))]
+
+
 def bind_threads(threads: int) -> None:
     for var in THREAD_ENV:
         os.environ[var] = str(threads)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engines.command import runner_arguments  # noqa: E402
+from engines.cpus import pinned  # noqa: E402
 from engines.registry import BASELINE_ENGINE, SPECS  # noqa: E402
 from engines.results import PER_FILE_JSON, SUMMARY_FILE  # noqa: E402
 from harness.evidence.gate import ACCURACY_GATE  # noqa: E402
@@ -98,9 +98,7 @@ def run_all(runs: list[tuple], counts: list[int], model_dir: Path, args, corpus,
     for engine, precision, batch in runs:
         for threads in counts if batch == 1 else counts[:1]:
             out = out_root / f"{engine}-{precision}-b{batch}-t{threads}"
-            # Pinned like a container: the first `threads` CPUs this process may use.
-            cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[:threads]))
-            cmd = ["taskset", "-c", cpus, sys.executable, "-m", "engines", *runner_arguments(
+            cmd = [*pinned(threads), sys.executable, "-m", "engines", *runner_arguments(
                 engine, model_dir=model_dir, audio_dir=args.audio_dir, out=out, threads=threads,
                 precision=precision, warmup=1, repeats=args.repeats, batch_size=batch)]
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engines.ort.model import CROSS_KV, DECODER_WITH_PAST, ENCODER, LOW_MEMORY_MMAP_THRESHOLD  # noqa: E402
+from engines.cpus import pinned  # noqa: E402
+from engines.ort.model import (  # noqa: E402
+    CROSS_KV,
+    DECODER_WITH_PAST,
+    DISABLE_PREPACKING,
+    ENCODER,
+    LOW_MEMORY_MMAP_THRESHOLD,
+    pool_options,
+    set_mmap_threshold,
+)
 
 # The engine's settings, then each departure from them (SessionMemory's fields).
 CONFIGS = {"engine": {}, "low-memory": {"mmap_threshold": LOW_MEMORY_MMAP_THRESHOLD},
@@ -99,16 +107,15 @@ def session_child(args: argparse.Namespace) -> None:
 
     setting, path = args.setting, Path(args.child_session)
     if setting == "low-memory":
-        ctypes.CDLL("libc.so.6").mallopt(-3, LOW_MEMORY_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD, malloc.h
+        set_mmap_threshold(LOW_MEMORY_MMAP_THRESHOLD)
     import numpy as np
     import onnxruntime as ort
 
     before = status()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = args.threads
+    opts = pool_options(ort, args.threads)
     opts.enable_cpu_mem_arena = False  # as engines/ort/model.py
     if setting == "no-prepacking":
-        opts.add_session_config_entry("session.disable_prepacking", "1")
+        opts.add_session_config_entry(DISABLE_PREPACKING, "1")
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     if setting == "trimmed":
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -125,7 +132,7 @@ def session_child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def print_sessions(args: argparse.Namespace, cpus: str, folder: Path, precision: str) -> None:
+def print_sessions(args: argparse.Namespace, folder: Path, precision: str) -> None:
     sizes = initializer_mib(folder)
     print(f"ort {precision} ({folder.name}), each session alone; anonymous MiB added by loading it\n")
     print("| session | initializers | loaded | prepacking off | heap trimmed after load |\n|---|---|---|---|---|")
@@ -135,7 +142,7 @@ def print_sessions(args: argparse.Namespace, cpus: str, folder: Path, precision:
         for setting in ("default", "no-prepacking", "trimmed", "low-memory"):
             if setting == "low-memory" and name != ENCODER:
                 continue
-            cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child-session", str(folder / name),
+            cmd = [*pinned(args.threads), sys.executable, __file__, "--child-session", str(folder / name),
                    "--setting", setting, "--threads", str(args.threads)]
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -185,13 +192,12 @@ def main() -> int:
 
     from engines.registry import spec
 
-    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[: args.threads]))
     model_dir = ROOT / "models" / f"whisper-{args.model}"
     print(f"model {args.model}, threads {args.threads}, corpus {args.audio_dir}; MiB\n")
     for precision in args.precisions.split(","):
         folder = model_dir / spec("ort").check_variant(precision)
         if args.sessions:
-            print_sessions(args, cpus, folder, precision)
+            print_sessions(args, folder, precision)
             continue
         sizes = initializer_mib(folder)
         used = {k: v for k, v in sizes.items() if k != "decoder_model"}  # never loaded (engines/ort/model.py)
@@ -199,7 +205,7 @@ def main() -> int:
               + ", ".join(f"{k} {v:.0f}" for k, v in used.items()) + f"; sum {sum(used.values()):.0f}")
         rows = []
         for config in args.configs.split(","):
-            cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child", config, "--precision", precision,
+            cmd = [*pinned(args.threads), sys.executable, __file__, "--child", config, "--precision", precision,
                    "--model", args.model, "--threads", str(args.threads), "--audio-dir", args.audio_dir]
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if proc.returncode != 0:

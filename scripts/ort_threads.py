@@ -30,7 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engines.ort.model import FORCE_SPINNING_STOP  # noqa: E402
+from engines.cpus import NUMPY_BLAS_ENV, pinned, visible_cpus  # noqa: E402
+from engines.ort.model import pool_options  # noqa: E402
 
 PARTS = ("vocabulary projection", "layer products", "self-attention", "cross-attention", "other operators",
          "Run outside the kernels")
@@ -103,10 +104,8 @@ def product_child(args: argparse.Namespace) -> dict:
             onnx.save(model, str(path))
             if args.precision == "int8":
                 quantize_int8_file(path, path)
-            opts = ort.SessionOptions()  # the pool as engines/ort/model.py sets it
-            opts.intra_op_num_threads, opts.inter_op_num_threads = args.child_threads, 1
-            opts.add_session_config_entry(FORCE_SPINNING_STOP, "1")
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), pool_options(ort, args.child_threads),
+                                           providers=["CPUExecutionProvider"])
             x = {"x": rng.standard_normal((1, 1, k)).astype(np.float32)}
             for _ in range(PRODUCT_CALLS // 4):
                 session.run(None, x)
@@ -124,11 +123,10 @@ def onnx_dir(args: argparse.Namespace) -> Path:
 
 
 def run_child(args: argparse.Namespace, what: str, threads: int) -> dict:
-    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[:threads]))
-    cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--child-threads", str(threads), "--what", what,
+    cmd = [*pinned(threads), sys.executable, __file__, "--child-threads", str(threads), "--what", what,
            "--model", args.model, "--precision", args.precision, "--steps", str(args.steps)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                          env={**os.environ, NUMPY_BLAS_ENV: "1"})
     if proc.returncode != 0:
         raise SystemExit(f"{what} at {threads} threads failed: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -163,8 +161,8 @@ def main() -> int:
     if args.child_threads:
         print(json.dumps(decoder_child(args) if args.what == "decoder" else product_child(args)))
         return 0
-    if len(os.sched_getaffinity(0)) < args.threads:
-        raise SystemExit(f"--threads {args.threads}: only {len(os.sched_getaffinity(0))} CPUs here")
+    if len(visible_cpus()) < args.threads:
+        raise SystemExit(f"--threads {args.threads}: only {len(visible_cpus())} CPUs here")
     n = args.threads
     one, many = medians(args, "decoder", n)
     print(f"ort {args.model} {args.precision}, {args.steps} decoder steps, ms per step at 1 -> {n} threads "

@@ -22,7 +22,8 @@ MASKED = -1e9
 
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
-FORCE_SPINNING_STOP = "session.force_spinning_stop"  # onnxruntime_session_options_config_keys.h
+# onnxruntime_session_options_config_keys.h
+FORCE_SPINNING_STOP, DISABLE_PREPACKING = "session.force_spinning_stop", "session.disable_prepacking"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,20 @@ class SessionMemory:
 LOW_MEMORY_MMAP_THRESHOLD = 1 << 20  # a 512x512 float32 projection: the decoder's per-step tensors stay below
 
 
+def pool_options(ort, threads: int):
+    """SessionOptions with the engine's thread pool: `threads` intra-op threads, operators one at a time,
+    and the pool's workers stopping their spin when a Run returns: otherwise they spin on while the
+    decoding loop's Python work (logit filters, next feeds) runs between steps, and while the next session
+    runs. tiny.en int8, 2 pinned CPUs, 9 files: 1.07x faster end to end, the decoder 1.18x (docs/ort.md);
+    no effect at 1 thread (no workers)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry(FORCE_SPINNING_STOP, "1")
+    return opts
+
+
 def set_mmap_threshold(size: int) -> None:
     import ctypes
 
@@ -72,15 +87,7 @@ class OrtWhisper:
         self.n_layers = self.config["decoder_layers"]
         self.n_heads = self.config["decoder_attention_heads"]
         self.head_dim = self.config["d_model"] // self.n_heads
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Each session's pool workers stop spinning when its Run returns: otherwise they spin on while the
-        # decoding loop's Python work (logit filters, next feeds) runs between steps, and while the next
-        # session runs. tiny.en int8, 2 pinned CPUs, 9 files: 1.07x faster end to end, the decoder 1.18x
-        # (docs/ort.md); no effect at 1 thread (no workers).
-        opts.add_session_config_entry(FORCE_SPINNING_STOP, "1")
+        opts = pool_options(ort, threads)
         if optimization_level not in OPTIMIZATION_LEVELS:
             raise ValueError(f"graph optimisation level {optimization_level!r}: use one of "
                              f"{', '.join(OPTIMIZATION_LEVELS)}")
@@ -91,7 +98,7 @@ class OrtWhisper:
         if profile_prefix is not None:
             opts.enable_profiling = True
         if not memory.prepacking:
-            opts.add_session_config_entry("session.disable_prepacking", "1")
+            opts.add_session_config_entry(DISABLE_PREPACKING, "1")
         opts.enable_mem_pattern = memory.mem_pattern
         if memory.mmap_threshold is not None:
             set_mmap_threshold(memory.mmap_threshold)
